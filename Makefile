@@ -1,0 +1,59 @@
+# Every target sets itself up: a fresh clone needs only Python 3.11 and make.
+PYTHON ?= python3.11
+VENV := .venv
+TOOLS_VENV := .venv-tools
+UV_VERSION := 0.13.8
+UV := $(VENV)/bin/uv
+ENV ?= local
+
+.PHONY: deploy test lint tools bench lock clean mlflow-ui
+
+deploy: $(VENV)/.runtime
+	$(VENV)/bin/python scripts/deploy.py --env $(ENV)
+
+test: $(VENV)/.dev tools
+	$(VENV)/bin/ruff check src pipelines scripts tests benchmarks
+	$(VENV)/bin/ruff format --check src pipelines scripts tests benchmarks
+	AMLOPS_TOOLS_BIN=$(CURDIR)/$(TOOLS_VENV)/bin $(VENV)/bin/pytest -q tests
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check --fix src pipelines scripts tests benchmarks
+	$(VENV)/bin/ruff format src pipelines scripts tests benchmarks
+
+tools: $(TOOLS_VENV)/.tools
+
+bench: $(VENV)/.runtime
+	$(VENV)/bin/python benchmarks/run_all.py
+
+mlflow-ui: $(VENV)/.runtime
+	$(VENV)/bin/python -m amlops.cli mlflow-ui
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.runtime: requirements/runtime.txt pyproject.toml | $(UV)
+	$(UV) pip install --quiet --python $(VENV)/bin/python -r requirements/runtime.txt
+	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: requirements/dev.txt $(VENV)/.runtime
+	$(UV) pip install --quiet --python $(VENV)/bin/python -r requirements/dev.txt
+	touch $@
+
+$(TOOLS_VENV)/.tools: requirements/tools.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(TOOLS_VENV)/bin/uv pip install --quiet --python $(TOOLS_VENV)/bin/python -r requirements/tools.txt
+	touch $@
+
+# Re-resolve the locks after a dependency change (needs the package index).
+lock: | $(UV)
+	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml --extra azure --extra test \
+		-o requirements/dev.txt
+	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml -c requirements/dev.txt \
+		-o requirements/runtime.txt
+	$(UV) pip compile --quiet --python-version 3.11 requirements/tools.in -o requirements/tools.txt
+
+clean:
+	rm -rf $(VENV) $(TOOLS_VENV) .amlops
