@@ -148,9 +148,16 @@ class Driver:
                 task = self._next_task()
                 if task is None:
                     return
+                try:
+                    w.conn.send((task.mb, task.attempt))
+                except OSError:
+                    # Died while idle: not a try of this mini-batch; the sentinel replaces it.
+                    self.retry.appendleft(task)
+                    w.ready = False
+                    w.killed = True
+                    continue
                 w.task = task
                 w.deadline = time.monotonic() + self.opts.run_invocation_timeout + LOAD_ALLOWANCE_S
-                w.conn.send((task.mb, task.attempt))
 
     def _wait(self) -> None:
         deadlines = [w.deadline for w in self.workers if w.deadline is not None]
@@ -223,6 +230,7 @@ class Driver:
                 continue
             where = _stack_of(w)
             w.proc.kill()
+            w.proc.join()
             w.killed = True
             task, w.task, w.deadline = w.task, None, None
             self._try_failed(
@@ -232,6 +240,7 @@ class Driver:
                 f"{self.opts.run_invocation_timeout} s; the worker was killed. "
                 f"Where it was:\n{where}",
             )
+            self._on_exit(w)
 
     def _accept(self, task: Task, n_items: int, n_returned: int) -> None:
         part = worker_mod.part_path(self.staging, task.mb.id, task.attempt)
@@ -261,13 +270,15 @@ class Driver:
         self.errors.setdefault(task.mb.id, []).append(
             {"try": task.attempt, "worker_pid": pid, "error": error}
         )
-        first_line = error.strip().splitlines()[-1] if error.strip() else error
+        # A traceback ends with the exception; the driver's own messages start with the point.
+        lines = error.strip().splitlines() or [""]
+        headline = lines[-1] if lines[0].startswith("Traceback") else lines[0]
         if task.attempt < self.opts.run_max_try:
             self.tally.retries += 1
             self.tally.retried_ids.add(task.mb.id)
             print(
                 f"[parallel] mini-batch #{task.mb.id} try {task.attempt}/"
-                f"{self.opts.run_max_try} failed ({first_line[:200]}); retrying",
+                f"{self.opts.run_max_try} failed ({headline[:200]}); retrying",
                 file=sys.stderr,
                 flush=True,
             )
