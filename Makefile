@@ -33,18 +33,18 @@ $(UV):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.runtime: requirements/runtime.txt pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(VENV)/bin/python -r requirements/runtime.txt
-	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps -e .
+	$(UV) pip install --quiet --compile-bytecode --python $(VENV)/bin/python -r requirements/runtime.txt
+	$(UV) pip install --quiet --compile-bytecode --python $(VENV)/bin/python --no-deps -e .
 	touch $@
 
 $(VENV)/.dev: requirements/dev.txt $(VENV)/.runtime
-	$(UV) pip install --quiet --python $(VENV)/bin/python -r requirements/dev.txt
+	$(UV) pip install --quiet --compile-bytecode --python $(VENV)/bin/python -r requirements/dev.txt
 	touch $@
 
 $(TOOLS_VENV)/.tools: requirements/tools.txt
 	$(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(TOOLS_VENV)/bin/uv pip install --quiet --python $(TOOLS_VENV)/bin/python -r requirements/tools.txt
+	$(TOOLS_VENV)/bin/uv pip install --quiet --compile-bytecode --python $(TOOLS_VENV)/bin/python -r requirements/tools.txt
 	touch $@
 
 # Re-resolve the locks after a dependency change (needs the package index).

@@ -42,7 +42,8 @@ class DatasetConfig:
     path: Path | None = None  # a local file or folder, relative to the repo
     datastore: str | None = None  # Azure: datastore holding the data
     datastore_path: str | None = None
-    upload: bool = False  # Azure: upload the local/sample data to datastore_path first
+    upload: bool = False  # upload the local/sample data to datastore_path first
+    where: str = ""  # "config/local.yml: datasets.<name>", to prefix errors found later
 
 
 @dataclass(frozen=True)
@@ -204,9 +205,7 @@ def load_config(env: str, root: Path, config_dir: Path | None = None) -> Config:
     )
     environments = tuple(
         _environment(r, root, name, r.mapping(body, f"environments.{name}"))
-        for name, body in r.mapping(
-            doc.get("environments"), "environments", required=False
-        ).items()
+        for name, body in r.mapping(doc.get("environments"), "environments", required=False).items()
     )
     pipelines = tuple(
         _pipeline(r, name, r.mapping(body, f"pipelines.{name}"))
@@ -287,6 +286,7 @@ def _dataset(r: _Reader, root: Path, name: str, doc: Mapping[str, Any]) -> Datas
         datastore=datastore,
         datastore_path=r.str_(doc, key, "datastore_path", None),
         upload=r.bool_(doc, key, "upload", False),
+        where=f"{r.file}: {key}",
     )
 
 
@@ -316,9 +316,7 @@ def _pipeline(r: _Reader, name: str, doc: Mapping[str, Any]) -> PipelineConfig:
     )
 
 
-def _schedule(
-    r: _Reader, name: str, doc: Mapping[str, Any], pipelines: set[str]
-) -> ScheduleConfig:
+def _schedule(r: _Reader, name: str, doc: Mapping[str, Any], pipelines: set[str]) -> ScheduleConfig:
     key = f"schedules.{name}"
     r.asset_name(name, key)
     r.known(

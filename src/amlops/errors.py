@@ -15,3 +15,7 @@ class ConfigError(AmlopsError):
 
 class RunFailed(AmlopsError):
     """A pipeline run that ended Failed; the message names the step and its log tail."""
+
+    def __init__(self, message: str, manifest: object = None):
+        super().__init__(message)
+        self.manifest = manifest  # what the deploy did up to the failure, for --json and CI

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # v1 step names are free text but become run display names and folder names here.
@@ -126,7 +125,9 @@ class DatasetInput:
         _check_name("Dataset", self.dataset, ASSET_NAME_RE)
         _check_name("Dataset input", self.input_name)
         if self.version != "latest" and not (
-            isinstance(self.version, int) and not isinstance(self.version, bool) and self.version > 0
+            isinstance(self.version, int)
+            and not isinstance(self.version, bool)
+            and self.version > 0
         ):
             raise SpecError(
                 f"DatasetInput {self.dataset!r}: version must be 'latest' or a positive int"
@@ -139,9 +140,9 @@ class DatasetInput:
         return self.name or self.dataset.replace("-", "_").replace(".", "_")
 
 
-Argument = Union[str, int, float, Param, DataPathParam, Output, InputRef, DatasetInput]
-Input = Union[InputRef, DatasetInput, DataPathParam]
-IntOrParam = Union[int, Param]
+Argument = str | int | float | Param | DataPathParam | Output | InputRef | DatasetInput
+Input = InputRef | DatasetInput | DataPathParam
+IntOrParam = int | Param
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,7 @@ class ParallelStep(_StepBase):
         )
 
 
-Step = Union[ScriptStep, ParallelStep]
+Step = ScriptStep | ParallelStep
 
 
 def _check_relative_script(step: str, key: str, script: str) -> None:
@@ -379,9 +380,7 @@ class Pipeline:
         return next(s for s in self.steps if output in s.all_outputs())
 
     def upstream(self, step: Step) -> list[Step]:
-        return [
-            self.producer_of(i.output) for i in step.all_inputs() if isinstance(i, InputRef)
-        ]
+        return [self.producer_of(i.output) for i in step.all_inputs() if isinstance(i, InputRef)]
 
     def ordered_steps(self) -> list[Step]:
         """Steps in a topological order that keeps declaration order where it can."""
@@ -405,9 +404,7 @@ class Pipeline:
             spec = next((p for p in self.parameters if p.name == key), None)
             if spec is None:
                 known = ", ".join(sorted(values)) or "none"
-                raise SpecError(
-                    f"pipeline {self.name!r} has no parameter {key!r} (known: {known})"
-                )
+                raise SpecError(f"pipeline {self.name!r} has no parameter {key!r} (known: {known})")
             values[key] = _coerce(spec, value)
         return values
 
@@ -415,9 +412,7 @@ class Pipeline:
 def _coerce(spec: Param | DataPathParam, value: object) -> object:
     if isinstance(spec, DataPathParam):
         if not isinstance(value, str) or "/" not in value:
-            raise SpecError(
-                f"parameter {spec.name!r} takes 'datastore/path', got {value!r}"
-            )
+            raise SpecError(f"parameter {spec.name!r} takes 'datastore/path', got {value!r}")
         return value
     want = type(spec.default)
     if want is bool:

@@ -1,0 +1,129 @@
+"""The local backend: Azure ML v1 semantics on a workspace folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change, RunResult
+from amlops.backends.local.assets import register_dataset, register_environment
+from amlops.backends.local.runner import Runner, RunRequest
+from amlops.backends.local.store import Store
+from amlops.backends.local.workspace import LocalWorkspace
+from amlops.config import DatasetConfig, EnvironmentConfig
+from amlops.spec import Pipeline
+from amlops.specjson import document_fingerprint, pipeline_document
+
+
+class LocalBackend:
+    name = "local"
+    stages = ("register", "build", "run")
+
+    def __init__(self, root: Path, *, plan: bool = False, progress: TextIO | None = None):
+        self.ws = LocalWorkspace(root)
+        self.plan_only = plan
+        self.progress = progress or sys.stderr
+        # --plan never creates the workspace: an absent one reads as empty.
+        if plan and not self.ws.exists():
+            self.store = Store(None)
+        else:
+            self.store = self.ws.open_store()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- register ----------------------------------------------------------------------------
+
+    def register_datasets(self, datasets: Sequence[DatasetConfig], *, plan: bool) -> list[Change]:
+        return [
+            register_dataset(self.ws, self.store, ds, plan=plan, where=ds.where or ds.name)
+            for ds in datasets
+        ]
+
+    def register_environments(
+        self, environments: Sequence[EnvironmentConfig], *, plan: bool
+    ) -> list[Change]:
+        return [register_environment(self.ws, self.store, e, plan=plan) for e in environments]
+
+    # --- build ---------------------------------------------------------------------------------
+
+    def build(self, pipelines: Sequence[Pipeline], *, plan: bool) -> list[Change]:
+        """Record each pipeline's definition; a new version only when it changed."""
+        changes = []
+        for pipeline in pipelines:
+            document = pipeline_document(pipeline)
+            fingerprint = document_fingerprint(document)
+            latest = self.store.latest_pipeline(pipeline.name)
+            if latest is not None and latest["fingerprint"] == fingerprint:
+                changes.append(Change("pipeline", pipeline.name, UNCHANGED, str(latest["version"])))
+                continue
+            version = 1 if latest is None else latest["version"] + 1
+            action = CREATED if latest is None else UPDATED
+            if not plan:
+                with self.store.transaction() as db:
+                    db.execute(
+                        "INSERT INTO pipelines VALUES (?, ?, ?, ?, ?)",
+                        (pipeline.name, version, fingerprint, json.dumps(document), time.time()),
+                    )
+            changes.append(
+                Change(
+                    "pipeline",
+                    pipeline.name,
+                    action,
+                    str(version),
+                    {"fingerprint": fingerprint[:12]},
+                )
+            )
+        return changes
+
+    # --- run -----------------------------------------------------------------------------------
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        parameters: dict[str, Any] | None = None,
+        *,
+        regenerate_outputs: bool = False,
+        tags: dict[str, str] | None = None,
+    ) -> RunResult:
+        request = RunRequest(pipeline, dict(parameters or {}), regenerate_outputs, tags or {})
+        return Runner(self.ws, self.store, self.progress).run(request)
+
+    def plan_run(
+        self,
+        pipeline: Pipeline,
+        parameters: dict[str, Any] | None = None,
+        *,
+        regenerate_outputs: bool = False,
+    ) -> list[tuple[str, str | None]]:
+        request = RunRequest(pipeline, dict(parameters or {}), regenerate_outputs)
+        return Runner(self.ws, self.store, self.progress).plan(request)
+
+    # --- queries -------------------------------------------------------------------------------
+
+    def models(self) -> list[dict[str, Any]]:
+        """Registered models from the MLflow registry, newest version first."""
+        if not (self.ws.root / "mlflow.db").exists():
+            return []
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=self.ws.mlflow_uri)
+        found = []
+        for model in client.search_registered_models():
+            for version in client.search_model_versions(f"name='{model.name}'"):
+                found.append(
+                    {
+                        "name": model.name,
+                        "version": str(version.version),
+                        "aliases": sorted(
+                            a for a, v in model.aliases.items() if v == version.version
+                        ),
+                        "tags": dict(version.tags),
+                        "run_id": version.run_id,
+                    }
+                )
+        return sorted(found, key=lambda m: (m["name"], -int(m["version"])))

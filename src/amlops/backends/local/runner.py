@@ -1,0 +1,459 @@
+"""Run a pipeline on the local workspace: each step a subprocess, bound and reused as in AML v1."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from amlops.backends.base import RunResult, StepResult
+from amlops.backends.local.store import Store
+from amlops.backends.local.workspace import LocalWorkspace
+from amlops.content import hash_text, hash_tree, snapshot
+from amlops.errors import ConfigError
+from amlops.spec import (
+    DataPathParam,
+    DatasetInput,
+    InputRef,
+    Output,
+    ParallelStep,
+    Param,
+    Pipeline,
+    ScriptStep,
+    Step,
+)
+
+NOT_STARTED, QUEUED, RUNNING = "NotStarted", "Queued", "Running"
+COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
+LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class ResolvedInput:
+    path: Path
+    kind: str  # "file" | "tabular"
+    identity: str  # what the fingerprint sees: content or producer, never the path
+    dataset_version: str | None = None
+
+
+@dataclass
+class _Produced:
+    """What a finished (or reused) step hands downstream."""
+
+    fingerprint: str
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    pipeline: Pipeline
+    parameters: dict[str, Any]
+    regenerate_outputs: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def new_run_id(pipeline: str) -> str:
+    return f"{pipeline}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(3)}"
+
+
+class Runner:
+    """Executes one pipeline run; progress lines go to ``progress``."""
+
+    def __init__(self, ws: LocalWorkspace, store: Store, progress: TextIO | None = None):
+        self.ws = ws
+        self.store = store
+        self.progress = progress or sys.stderr
+
+    def run(self, request: RunRequest) -> RunResult:
+        pipeline = request.pipeline
+        values = pipeline.resolve_parameters(request.parameters)
+        steps = pipeline.ordered_steps()
+        env_hashes = {s.environment: self._environment_hash(s) for s in steps}
+        run_id = new_run_id(pipeline.name)
+        run_dir = self.ws.runs / run_id
+        run_dir.mkdir(parents=True)
+        now = time.time()
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, pipeline, status, parameters, created_at, start_time)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, pipeline.name, RUNNING, json.dumps(values), now, now),
+            )
+            for seq, step in enumerate(steps):
+                db.execute(
+                    "INSERT INTO step_runs (run_id, step, seq, status) VALUES (?, ?, ?, ?)",
+                    (run_id, step.name, seq, NOT_STARTED),
+                )
+        self._say(f"run {run_id}: {len(steps)} steps")
+        produced: dict[str, _Produced] = {}
+        results: list[StepResult] = []
+        error: str | None = None
+        status = COMPLETED
+        try:
+            for index, step in enumerate(steps, 1):
+                result = self._run_step(
+                    step, index, len(steps), run_id, run_dir, values, env_hashes, produced,
+                    request,
+                )  # fmt: skip
+                results.append(result)
+                if result.status != COMPLETED:
+                    status = result.status
+                    error = f"step {step.name!r} failed (exit code {result.exit_code})"
+                    tail = _tail(run_dir / step.name / "stderr.txt")
+                    if tail:
+                        error += f":\n{tail}"
+                    break
+        except KeyboardInterrupt:
+            status, error = CANCELED, "canceled by the user"
+            raise
+        finally:
+            with self.store.transaction() as db:
+                db.execute(
+                    "UPDATE runs SET status=?, error=?, end_time=? WHERE run_id=?",
+                    (status, error, time.time(), run_id),
+                )
+        done = {r.name for r in results}
+        results += [StepResult(s.name, NOT_STARTED, False) for s in steps if s.name not in done]
+        self._say(f"run {run_id}: {status}")
+        return RunResult(
+            pipeline=pipeline.name,
+            run_id=run_id,
+            status=status,
+            parameters=values,
+            steps=tuple(results),
+            error=error,
+            folder=str(run_dir),
+        )
+
+    def plan(self, request: RunRequest) -> list[tuple[str, str | None]]:
+        """(step, run it reuses or None) for each step, as a run now would decide; no writes."""
+        pipeline = request.pipeline
+        values = pipeline.resolve_parameters(request.parameters)
+        produced: dict[str, _Produced] = {}
+        decisions: list[tuple[str, str | None]] = []
+        for step in pipeline.ordered_steps():
+            try:
+                inputs = {
+                    i: self._resolve_input(i, values, produced, step) for i in step.all_inputs()
+                }
+                env_hash = self._environment_hash(step)
+            except ConfigError:
+                # Not registered yet (the register stage would create it): this step, and
+                # so everything downstream, would run.
+                fingerprint, original = secrets.token_hex(16), None
+            else:
+                fingerprint = _fingerprint(
+                    step, hash_tree(step.source_dir), values, env_hash, inputs
+                )
+                original = None
+                if step.allow_reuse and not request.regenerate_outputs:
+                    original = self._reusable(fingerprint)
+            # Downstream steps only need the identity of what this step would produce.
+            outputs = {o.name: Path(o.name) for o in step.all_outputs()}
+            produced[step.name] = _Produced(fingerprint, outputs)
+            origin = f"{original['run_id']}/{original['step']}" if original else None
+            decisions.append((step.name, origin))
+        return decisions
+
+    # --- one step --------------------------------------------------------------------------
+
+    def _run_step(
+        self,
+        step: Step,
+        index: int,
+        total: int,
+        run_id: str,
+        run_dir: Path,
+        values: dict[str, Any],
+        env_hashes: dict[str | None, str],
+        produced: dict[str, _Produced],
+        request: RunRequest,
+    ) -> StepResult:
+        step_dir = run_dir / step.name
+        inputs = {i: self._resolve_input(i, values, produced, step) for i in step.all_inputs()}
+        source_hash = hash_tree(step.source_dir)
+        fingerprint = _fingerprint(step, source_hash, values, env_hashes[step.environment], inputs)
+        prefix = f"[{index}/{total}] {step.name}"
+
+        if step.allow_reuse and not request.regenerate_outputs:
+            original = self._reusable(fingerprint)
+            if original is not None:
+                outputs = {k: self.ws.abs(v) for k, v in json.loads(original["outputs"]).items()}
+                origin = f"{original['run_id']}/{original['step']}"
+                with self.store.transaction() as db:
+                    db.execute(
+                        "UPDATE step_runs SET status=?, fingerprint=?, reused_from=?, outputs=?,"
+                        " summary=?, start_time=?, end_time=?, exit_code=0"
+                        " WHERE run_id=? AND step=?",
+                        (
+                            COMPLETED, fingerprint, origin, original["outputs"],
+                            original["summary"], time.time(), time.time(), run_id, step.name,
+                        ),
+                    )  # fmt: skip
+                produced[step.name] = _Produced(fingerprint, outputs)
+                self._say(f"{prefix}: reused from {origin}")
+                summary = json.loads(original["summary"]) if original["summary"] else None
+                return StepResult(step.name, COMPLETED, True, origin, 0, 0.0, summary=summary)
+
+        snapshot(step.source_dir, step_dir / "snapshot")
+        outputs = {o.name: step_dir / "outputs" / o.name for o in step.all_outputs()}
+        for folder in outputs.values():
+            folder.mkdir(parents=True)
+        argv = _command(step, values, inputs, outputs, step_dir)
+        start = time.time()
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE step_runs SET status=?, fingerprint=?, start_time=?, folder=?"
+                " WHERE run_id=? AND step=?",
+                (RUNNING, fingerprint, start, self.ws.rel(step_dir), run_id, step.name),
+            )
+        self._say(f"{prefix}: running")
+        datasets = {
+            i.dataset: r.dataset_version for i, r in inputs.items() if isinstance(i, DatasetInput)
+        }
+        exit_code = self._spawn(argv, step_dir, step, run_id, request, datasets)
+        end = time.time()
+        status = COMPLETED if exit_code == 0 else FAILED
+        summary_file = step_dir / "summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+        rel_outputs = {k: self.ws.rel(v) for k, v in outputs.items()}
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE step_runs SET status=?, exit_code=?, end_time=?, outputs=?, summary=?"
+                " WHERE run_id=? AND step=?",
+                (
+                    status, exit_code, end, json.dumps(rel_outputs),
+                    json.dumps(summary) if summary else None, run_id, step.name,
+                ),
+            )  # fmt: skip
+        produced[step.name] = _Produced(fingerprint, outputs)
+        self._say(f"{prefix}: {status} in {end - start:.1f} s")
+        return StepResult(
+            step.name, status, False, None, exit_code, round(end - start, 3),
+            str(step_dir / "stderr.txt"), summary,
+        )  # fmt: skip
+
+    def _spawn(
+        self,
+        argv: list[str],
+        step_dir: Path,
+        step: Step,
+        run_id: str,
+        request: RunRequest,
+        datasets: dict[str, str | None],
+    ) -> int:
+        env = dict(os.environ)
+        env.update(
+            {
+                "AMLOPS_RUN_ID": run_id,
+                "AMLOPS_PIPELINE": request.pipeline.name,
+                "AMLOPS_STEP_NAME": step.name,
+                "AMLOPS_STEP_LOG_DIR": str(step_dir),
+                "AMLOPS_WORKSPACE": str(self.ws.root),
+                "MLFLOW_TRACKING_URI": self.ws.mlflow_uri,
+                "MLFLOW_EXPERIMENT_NAME": request.pipeline.name,
+                "AMLOPS_MLFLOW_ARTIFACTS": self.ws.mlflow_artifacts.as_uri(),
+                "AMLOPS_DATASETS": json.dumps(datasets),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update({f"AMLOPS_TAG_{k.upper()}": v for k, v in request.tags.items()})
+        cwd = step_dir / "snapshot"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH")]))
+        with (
+            open(step_dir / "stdout.txt", "wb") as out,
+            open(step_dir / "stderr.txt", "wb") as err,
+        ):
+            proc = subprocess.Popen(
+                argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True
+            )
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                # The step runs in its own session, so its workers die with it.
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait()
+                with self.store.transaction() as db:
+                    db.execute(
+                        "UPDATE step_runs SET status=?, end_time=? WHERE run_id=? AND step=?",
+                        (CANCELED, time.time(), run_id, step.name),
+                    )
+                raise
+
+    # --- resolution ------------------------------------------------------------------------
+
+    def _resolve_input(
+        self,
+        item: InputRef | DatasetInput | DataPathParam,
+        values: dict[str, Any],
+        produced: dict[str, _Produced],
+        step: Step,
+    ) -> ResolvedInput:
+        if isinstance(item, InputRef):
+            producer = next(
+                (p for name, p in produced.items() if item.output.name in p.outputs), None
+            )
+            if producer is None:  # Pipeline validation makes this unreachable
+                raise ConfigError(f"step {step.name!r}: output {item.output.name!r} not produced")
+            # AML semantics: downstream reuse follows the producer's identity, not its bytes.
+            identity = hash_text("output", producer.fingerprint, item.output.name)
+            return ResolvedInput(producer.outputs[item.output.name], "file", identity)
+        if isinstance(item, DatasetInput):
+            row = self._dataset_row(item, step)
+            props = json.loads(row["properties"])
+            path = self.ws.abs(row["path"])
+            identity = hash_text("dataset", row["content_hash"])
+            return ResolvedInput(path, props["kind"], identity, str(row["version"]))
+        datastore, _, rel = str(values[item.name]).partition("/")
+        path = self.ws.datastore(datastore) / rel
+        if not path.exists():
+            raise ConfigError(
+                f"parameter {item.name!r}: {datastore}/{rel} does not exist in the local "
+                f"workspace (looked in {path})"
+            )
+        return ResolvedInput(
+            path, item.kind, hash_text("datapath", hash_tree(path, respect_ignore=False))
+        )
+
+    def _dataset_row(self, item: DatasetInput, step: Step):
+        if item.version == "latest":
+            row = self.store.latest_asset("dataset", item.dataset)
+        else:
+            row = self.store.asset("dataset", item.dataset, int(item.version))
+        if row is None:
+            raise ConfigError(
+                f"step {step.name!r}: dataset {item.dataset!r} version {item.version} is not "
+                "registered (run: scripts/deploy.py --stage register)"
+            )
+        return row
+
+    def _environment_hash(self, step: Step) -> str:
+        if step.environment is None:
+            return ""
+        row = self.store.latest_asset("environment", step.environment)
+        if row is None:
+            raise ConfigError(
+                f"step {step.name!r}: environment {step.environment!r} is not registered "
+                "(run: scripts/deploy.py --stage register)"
+            )
+        return row["content_hash"]
+
+    def _reusable(self, fingerprint: str):
+        rows = self.store.all(
+            "SELECT * FROM step_runs WHERE fingerprint=? AND status=? AND reused_from IS NULL"
+            " ORDER BY end_time DESC",
+            (fingerprint, COMPLETED),
+        )
+        for row in rows:
+            if all(self.ws.abs(p).is_dir() for p in json.loads(row["outputs"]).values()):
+                return row
+        return None
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.progress, flush=True)
+
+
+def _fingerprint(
+    step: Step,
+    source_hash: str,
+    values: dict[str, Any],
+    env_hash: str,
+    inputs: dict[Any, ResolvedInput],
+) -> str:
+    """What decides reuse: v1's fingerprint (name, script, arguments, parameter values, source
+    content) plus the environment's content and the inputs' identities."""
+
+    def token(value: Any) -> Any:
+        if isinstance(value, Param):
+            return ["param", value.name, values[value.name]]
+        if isinstance(value, DataPathParam | InputRef | DatasetInput):
+            return ["input", inputs[value].identity]
+        if isinstance(value, Output):
+            return ["output", value.name]
+        return value
+
+    doc: dict[str, Any] = {
+        "type": type(step).__name__,
+        "name": step.name,
+        "source": source_hash,
+        "environment": env_hash,
+        "arguments": [token(a) for a in step.arguments],
+        "inputs": sorted(token(i)[1] for i in step.all_inputs()),
+        "outputs": sorted(o.name for o in step.all_outputs()),
+    }
+    if isinstance(step, ScriptStep):
+        doc["script"] = step.script
+    else:
+        doc["parallel"] = {k: token(v) for k, v in _parallel_settings(step).items()}
+    return hash_text(json.dumps(doc, sort_keys=True, default=str))
+
+
+def _parallel_settings(step: ParallelStep) -> dict[str, Any]:
+    return {
+        "entry_script": step.entry_script,
+        "mini_batch_size": step.mini_batch_size,
+        "error_threshold": step.error_threshold,
+        "allowed_failed_count": step.allowed_failed_count,
+        "allowed_failed_percent": step.allowed_failed_percent,
+        "output_action": step.output_action,
+        "append_row_file_name": step.append_row_file_name,
+        "process_count_per_node": step.process_count_per_node,
+        "node_count": step.node_count,
+        "run_invocation_timeout": step.run_invocation_timeout,
+        "run_max_try": step.run_max_try,
+    }
+
+
+def _bind(
+    value: Any, values: dict[str, Any], inputs: dict[Any, ResolvedInput], outputs: dict[str, Path]
+) -> str:
+    """An argument as AML binds it on the compute: parameters by value, data by path."""
+    if isinstance(value, Param):
+        return str(values[value.name])
+    if isinstance(value, DataPathParam | InputRef | DatasetInput):
+        return str(inputs[value].path)
+    if isinstance(value, Output):
+        return str(outputs[value.name])
+    return str(value)
+
+
+def _command(
+    step: Step,
+    values: dict[str, Any],
+    inputs: dict[Any, ResolvedInput],
+    outputs: dict[str, Path],
+    step_dir: Path,
+) -> list[str]:
+    user_args = [_bind(a, values, inputs, outputs) for a in step.arguments]
+    if isinstance(step, ScriptStep):
+        return [sys.executable, step.script, *user_args]
+    driver: list[str] = ["--entry_script", step.entry_script]
+    for key, value in _parallel_settings(step).items():
+        if key == "entry_script" or value is None:
+            continue
+        driver += [f"--{key}", _bind(value, values, inputs, outputs)]
+    driver += [
+        "--output",
+        str(outputs[step.output.name]),
+        "--summary",
+        str(step_dir / "summary.json"),
+    ]
+    for item in step.inputs:
+        resolved = inputs[item]
+        name = item.input_name if isinstance(item, DatasetInput) else item.name
+        driver += ["--input", f"{name}={resolved.kind}:{resolved.path}"]
+    return [sys.executable, "-m", "amlops.parallel", *driver, "--", *user_args]
+
+
+def _tail(file: Path, lines: int = LOG_TAIL_LINES) -> str:
+    if not file.exists():
+        return ""
+    text = file.read_text(errors="replace").rstrip().splitlines()
+    return "\n".join(text[-lines:])

@@ -1,0 +1,138 @@
+"""The local workspace's metadata: one SQLite file in WAL mode, every mutation in a transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS assets (
+    kind TEXT NOT NULL,            -- dataset | environment
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    path TEXT NOT NULL,            -- files of this version, relative to the workspace
+    properties TEXT NOT NULL,      -- JSON
+    created_at REAL NOT NULL,
+    PRIMARY KEY (kind, name, version)
+);
+CREATE TABLE IF NOT EXISTS pipelines (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    definition TEXT NOT NULL,      -- JSON of the spec as built
+    created_at REAL NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    pipeline_version INTEGER,
+    status TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    error TEXT,
+    created_at REAL NOT NULL,
+    start_time REAL,
+    end_time REAL
+);
+CREATE TABLE IF NOT EXISTS step_runs (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    step TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    fingerprint TEXT,
+    reused_from TEXT,              -- "<run_id>/<step>" of the step run whose outputs were reused
+    exit_code INTEGER,
+    start_time REAL,
+    end_time REAL,
+    folder TEXT,                   -- relative to the workspace
+    outputs TEXT NOT NULL DEFAULT '{}',   -- JSON {output name: folder relative to workspace}
+    summary TEXT,                  -- JSON, from steps that write one (ParallelStep)
+    PRIMARY KEY (run_id, step)
+);
+CREATE INDEX IF NOT EXISTS step_runs_fingerprint ON step_runs (fingerprint, status);
+"""
+
+
+class Store:
+    """A thin, explicit layer over the metadata database."""
+
+    def __init__(self, path: Path | None):
+        """Open (creating) the database at path; None gives an empty in-memory one for --plan."""
+        self.path = path
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a writer never
+        # upgrades a read lock mid-transaction (the classic SQLite deadlock).
+        self.db = sqlite3.connect(path or ":memory:", isolation_level=None, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        # Each statement is idempotent and atomic on its own; executescript would commit
+        # any open transaction anyway.
+        self.db.executescript(SCHEMA)
+        self.db.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def one(self, sql: str, args: tuple = ()) -> sqlite3.Row | None:
+        return self.db.execute(sql, args).fetchone()
+
+    def all(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        return self.db.execute(sql, args).fetchall()
+
+    # --- assets ---------------------------------------------------------------------------
+
+    def latest_asset(self, kind: str, name: str) -> sqlite3.Row | None:
+        return self.one(
+            "SELECT * FROM assets WHERE kind=? AND name=? ORDER BY version DESC LIMIT 1",
+            (kind, name),
+        )
+
+    def asset(self, kind: str, name: str, version: int) -> sqlite3.Row | None:
+        return self.one(
+            "SELECT * FROM assets WHERE kind=? AND name=? AND version=?", (kind, name, version)
+        )
+
+    def asset_by_hash(self, kind: str, name: str, content_hash: str) -> sqlite3.Row | None:
+        return self.one(
+            "SELECT * FROM assets WHERE kind=? AND name=? AND content_hash=? "
+            "ORDER BY version DESC LIMIT 1",
+            (kind, name, content_hash),
+        )
+
+    def insert_asset(
+        self, db: sqlite3.Connection, kind: str, name: str, version: int, content_hash: str,
+        path: str, properties: dict[str, Any],
+    ) -> None:  # fmt: skip
+        db.execute(
+            "INSERT INTO assets VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (kind, name, version, content_hash, path, json.dumps(properties), time.time()),
+        )
+
+    # --- pipelines --------------------------------------------------------------------------
+
+    def latest_pipeline(self, name: str) -> sqlite3.Row | None:
+        return self.one(
+            "SELECT * FROM pipelines WHERE name=? ORDER BY version DESC LIMIT 1", (name,)
+        )

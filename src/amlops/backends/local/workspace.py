@@ -1,0 +1,60 @@
+"""Where everything of a local workspace lives on disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from amlops.backends.local.store import Store
+
+DEFAULT_DATASTORE = "workspaceblobstore"
+
+
+@dataclass(frozen=True)
+class LocalWorkspace:
+    root: Path
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "metadata.db"
+
+    @property
+    def datastores(self) -> Path:
+        return self.root / "datastores"
+
+    def datastore(self, name: str) -> Path:
+        return self.datastores / name
+
+    @property
+    def environments(self) -> Path:
+        return self.root / "environments"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    def exists(self) -> bool:
+        return self.db_path.exists()
+
+    def open_store(self) -> Store:
+        for folder in (self.datastore(DEFAULT_DATASTORE), self.environments, self.runs, self.tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+        return Store(self.db_path)
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def abs(self, rel: str) -> Path:
+        return self.root / rel

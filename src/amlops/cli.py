@@ -1,0 +1,217 @@
+"""Command line: ``amlops deploy`` (as scripts/deploy.py) and inspection of the local workspace.
+
+Kept light on purpose: nothing heavy (mlflow, pandas, azureml) is imported before a command
+needs it, so ``amlops runs list`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from amlops.errors import AmlopsError, ConfigError, RunFailed
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", default="local", help="config/<env>.yml to use (default local)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="repository root holding config/ and pipelines/ (default: the current folder)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON on stdout")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def deploy_parser(prog: str = "deploy.py") -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
+        description="Register datasets and environments, build, run, publish and schedule "
+        "the pipelines of one environment. Idempotent; --plan changes nothing.",
+    )
+    _add_common(parser)
+    parser.add_argument(
+        "--stage",
+        default="all",
+        choices=["register", "build", "run", "publish", "schedule", "all"],
+        help="one stage, or all stages the backend has (default all)",
+    )
+    parser.add_argument("--plan", action="store_true", help="say what would change; change nothing")
+    parser.add_argument(
+        "--regenerate-outputs",
+        action="store_true",
+        help="run every step even when an earlier run could be reused",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="PIPELINE.NAME=VALUE",
+        help="override a pipeline parameter for this run, e.g. train.n_estimators=300",
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="where to write the manifest (default <workspace>/manifests/<env>.json)",
+    )
+    parser.add_argument(
+        "--tf-dir", type=Path, default=None, help="Terraform root to read outputs from"
+    )
+    parser.add_argument("--tf-state", type=Path, default=None, help="Terraform state file to read")
+    return parser
+
+
+def _parse_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        pipeline, dot, name = key.partition(".")
+        if not sep or not dot or not pipeline or not name:
+            raise ConfigError(f"--param {item!r}: use PIPELINE.NAME=VALUE, e.g. train.seed=7")
+        out.setdefault(pipeline, {})[name] = value
+    return out
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    from amlops.backends import open_backend
+    from amlops.config import load_config
+    from amlops.deploy import deploy, render, resolve_stages, write_manifest
+
+    root = (args.root or Path.cwd()).resolve()
+    config = load_config(args.env, root)
+    parameters = _parse_params(args.param)
+    unknown = sorted(set(parameters) - {p.name for p in config.pipelines})
+    if unknown:
+        raise ConfigError(f"--param {unknown[0]}.*: no pipeline {unknown[0]!r} in {config.file}")
+    options = {}
+    if config.workspace.backend != "local":
+        options = {"tf_dir": args.tf_dir, "tf_state": args.tf_state}
+    backend = open_backend(config, plan=args.plan, **options)
+    stages = resolve_stages(args.stage, backend.stages, backend.name)
+    started = time.time()
+    failure: RunFailed | None = None
+    try:
+        manifest = deploy(
+            config,
+            backend,
+            stages,
+            plan=args.plan,
+            regenerate_outputs=args.regenerate_outputs,
+            parameters=parameters,
+        )
+    except RunFailed as exc:
+        failure, manifest = exc, exc.manifest
+    if not args.plan:
+        path = args.manifest or config.workspace.path / "manifests" / f"{config.env}.json"
+        write_manifest(manifest, path)
+    if args.json:
+        print(json.dumps(manifest.to_json(), indent=2, default=str))
+    else:
+        print(render(manifest))
+        print(f"({time.time() - started:.1f} s)", file=sys.stderr)
+    if failure is not None:
+        raise failure
+    return 0
+
+
+# --- inspection ---------------------------------------------------------------------------------
+
+
+def inspect_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="amlops", description="Azure ML pipelines as code: inspect and deploy.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("deploy", help="same as scripts/deploy.py", add_help=False)
+    for noun in ("runs", "datasets", "environments", "models", "pipelines"):
+        p = sub.add_parser(noun, help=f"list or show {noun}")
+        verbs = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+        ls = verbs.add_parser("list", help=f"list {noun}")
+        _add_common(ls)
+        if noun == "runs":
+            ls.add_argument("--pipeline", default=None)
+            ls.add_argument("--limit", type=int, default=20)
+        show = verbs.add_parser("show", help=f"show one of the {noun}")
+        _add_common(show)
+        show.add_argument("name", help="run id" if noun == "runs" else "name")
+        if noun != "runs":
+            show.add_argument("--version", default=None)
+    ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on the local workspace")
+    _add_common(ui)
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--host", default="127.0.0.1")
+    return parser
+
+
+def _workspace(args: argparse.Namespace):
+    from amlops.backends.local.backend import LocalBackend
+    from amlops.config import load_config
+
+    config = load_config(args.env, (args.root or Path.cwd()).resolve())
+    if config.workspace.backend != "local":
+        raise ConfigError(f"--env {args.env}: inspection works on local workspaces only")
+    if not (config.workspace.path / "metadata.db").exists():
+        raise ConfigError(f"no local workspace at {config.workspace.path}: run 'make deploy' first")
+    return LocalBackend(config.workspace.path)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from amlops import queries
+
+    if args.command == "mlflow-ui":
+        backend = _workspace(args)
+        argv = queries.mlflow_ui_command(backend, args.host, args.port)
+        print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop)", file=sys.stderr)
+        os.execv(argv[0], argv)
+    backend = _workspace(args)
+    rows = queries.query(backend, args.command, args.verb, args)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        print(queries.render_table(rows) if args.verb == "list" else queries.render_record(rows))
+    return 0
+
+
+def _run(argv: Sequence[str], entry) -> int:
+    debug = "--debug" in argv
+    try:
+        return entry(argv)
+    except AmlopsError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def deploy_main(argv: Sequence[str] | None = None, prog: str = "deploy.py") -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return _run(argv, lambda a: run_deploy(deploy_parser(prog).parse_args(a)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["deploy"]:
+        return deploy_main(argv[1:], prog="amlops deploy")
+    return _run(argv, lambda a: run_inspect(inspect_parser().parse_args(a)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

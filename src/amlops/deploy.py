@@ -1,0 +1,239 @@
+"""The deploy stages: config -> spec -> backend, idempotent, with a plan and a manifest."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amlops.backends.base import Change, RunResult
+from amlops.config import Config
+from amlops.errors import ConfigError, RunFailed
+from amlops.spec import Pipeline, SpecError
+
+ALL_STAGES = ("register", "build", "run", "publish", "schedule")
+
+
+@dataclass
+class Manifest:
+    env: str
+    backend: str
+    plan: bool
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    environments: list[dict[str, Any]] = field(default_factory=list)
+    pipelines: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    endpoints: list[dict[str, Any]] = field(default_factory=list)
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+    changes: int = 0
+
+    def add(self, section: str, changes: Sequence[Change]) -> None:
+        for change in changes:
+            entry = {"name": change.name, "version": change.version, "action": change.action}
+            entry.update(change.detail)
+            getattr(self, section).append(entry)
+            self.changes += change.changed
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def build_pipelines(config: Config) -> list[Pipeline]:
+    """Import ``pipelines/<name>.py`` for each configured pipeline and build its spec."""
+    root = str(config.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    built = []
+    for cfg in config.pipelines:
+        try:
+            module = importlib.import_module(f"pipelines.{cfg.name}")
+        except ModuleNotFoundError as exc:
+            if exc.name not in (f"pipelines.{cfg.name}", "pipelines"):
+                raise
+            raise ConfigError(f"{cfg.where}: no pipeline module pipelines/{cfg.name}.py") from None
+        try:
+            built.append(module.build(cfg, config.compute))
+        except SpecError as exc:
+            raise ConfigError(f"{cfg.where}: {exc}") from None
+    return built
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def resolve_stages(requested: str, available: Sequence[str], backend: str) -> list[str]:
+    if requested == "all":
+        return list(available)
+    if requested not in available:
+        raise ConfigError(
+            f"--stage {requested}: not a stage of the {backend} backend "
+            f"(stages: {', '.join(available)}, all)"
+        )
+    return [requested]
+
+
+def deploy(
+    config: Config,
+    backend,
+    stages: Sequence[str],
+    *,
+    plan: bool,
+    regenerate_outputs: bool = False,
+    parameters: dict[str, dict[str, Any]] | None = None,
+) -> Manifest:
+    """Run the stages in order against ``backend``; with ``plan`` change nothing."""
+    manifest = Manifest(env=config.env, backend=backend.name, plan=plan)
+    pipelines = build_pipelines(config)
+    if "register" in stages:
+        manifest.add("datasets", backend.register_datasets(config.datasets, plan=plan))
+        manifest.add("environments", backend.register_environments(config.environments, plan=plan))
+    if "build" in stages:
+        manifest.add("pipelines", backend.build(pipelines, plan=plan))
+    if "run" in stages:
+        try:
+            _run_stage(config, backend, pipelines, manifest, plan, regenerate_outputs, parameters)
+        except RunFailed as exc:
+            exc.manifest = manifest
+            raise
+    if "publish" in stages:
+        manifest.add("endpoints", backend.publish(pipelines, plan=plan))
+    if "schedule" in stages:
+        manifest.add("schedules", backend.schedule(config.schedules, plan=plan))
+    return manifest
+
+
+def _run_stage(
+    config: Config,
+    backend,
+    pipelines: list[Pipeline],
+    manifest: Manifest,
+    plan: bool,
+    regenerate_outputs: bool,
+    parameters: dict[str, dict[str, Any]] | None,
+) -> None:
+    tags = {"git_commit": git_commit(config.root), "env": config.env}
+    models_before = {(m["name"], m["version"]) for m in backend.models()}
+    for pipeline in pipelines:
+        overrides = (parameters or {}).get(pipeline.name, {})
+        try:
+            if plan:
+                decisions = backend.plan_run(
+                    pipeline, overrides, regenerate_outputs=regenerate_outputs
+                )
+                steps = [
+                    {"name": n, "status": "WouldReuse" if o else "WouldRun", "reused": bool(o)}
+                    for n, o in decisions
+                ]
+                manifest.runs.append({"pipeline": pipeline.name, "run_id": None, "steps": steps})
+                manifest.changes += sum(not s["reused"] for s in steps)
+                continue
+            result = backend.run(
+                pipeline, overrides, regenerate_outputs=regenerate_outputs, tags=tags
+            )
+        except SpecError as exc:
+            raise ConfigError(f"{config.file}: pipelines.{pipeline.name}: {exc}") from None
+        manifest.runs.append(_run_entry(result))
+        manifest.changes += sum(not s.reused for s in result.steps if s.status == "Completed")
+        if result.status != "Completed":
+            manifest.models = backend.models()
+            raise RunFailed(f"pipeline {pipeline.name!r} run {result.run_id}: {result.error}")
+    if not plan:
+        manifest.models = backend.models()
+        manifest.changes += len(
+            {(m["name"], m["version"]) for m in manifest.models} - models_before
+        )
+
+
+def _run_entry(result: RunResult) -> dict[str, Any]:
+    steps = []
+    for s in result.steps:
+        entry = {"name": s.name, "status": s.status, "reused": s.reused}
+        if s.reused_from:
+            entry["reused_from"] = s.reused_from
+        if s.summary:
+            entry["summary"] = s.summary
+        steps.append(entry)
+    return {
+        "pipeline": result.pipeline,
+        "run_id": result.run_id,
+        "status": result.status,
+        "parameters": result.parameters,
+        "folder": result.folder,
+        "steps": steps,
+    }
+
+
+def render(manifest: Manifest) -> str:
+    """The readable summary printed after a deploy."""
+    lines = [
+        f"{'Plan' if manifest.plan else 'Deploy'} for env {manifest.env!r} "
+        f"on the {manifest.backend} backend"
+    ]
+    for section in ("datasets", "environments", "pipelines", "endpoints", "schedules"):
+        entries = getattr(manifest, section)
+        if not entries:
+            continue
+        lines.append(f"{section}:")
+        for e in entries:
+            action = (
+                e["action"]
+                if not manifest.plan or e["action"] == "unchanged"
+                else (f"would be {e['action']}")
+            )
+            version = f" v{e['version']}" if e.get("version") else ""
+            extra = f"  {e['url']}" if e.get("url") else ""
+            lines.append(f"  {e['name']}{version}: {action}{extra}")
+    for run in manifest.runs:
+        head = f"run {run['pipeline']}"
+        if run.get("run_id"):
+            head += f" {run['run_id']}: {run['status']}"
+        lines.append(head)
+        for s in run["steps"]:
+            note = f" (reused from {s['reused_from']})" if s.get("reused_from") else ""
+            lines.append(f"  {s['name']}: {s['status']}{note}")
+            summary = s.get("summary")
+            if summary:
+                lines.append(
+                    "    " + ", ".join(f"{k} {summary[k]}" for k in _SUMMARY_KEYS if k in summary)
+                )
+    if manifest.models:
+        lines.append("models:")
+        for m in manifest.models:
+            aliases = f" [{', '.join(m['aliases'])}]" if m.get("aliases") else ""
+            metrics = {k[7:]: v for k, v in m.get("tags", {}).items() if k.startswith("metric.")}
+            shown = ", ".join(f"{k} {v}" for k, v in metrics.items())
+            lines.append(f"  {m['name']} v{m['version']}{aliases} {shown}".rstrip())
+    verb = "would change" if manifest.plan else "changed"
+    lines.append(
+        f"{manifest.changes} {'thing' if manifest.changes == 1 else 'things'} {verb}"
+        if manifest.changes
+        else ("nothing would change" if manifest.plan else "nothing changed: all up to date")
+    )
+    return "\n".join(lines)
+
+
+_SUMMARY_KEYS = ("items", "items_failed", "mini_batches", "mini_batches_failed", "items_per_s")
+
+
+def write_manifest(manifest: Manifest, path: Path) -> None:
+    """Write atomically: CI reads this file, and a half-written one is worse than none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest.to_json(), indent=2, default=str))
+    tmp.replace(path)

@@ -1,0 +1,183 @@
+"""Read-only queries over a local workspace, for ``amlops <noun> list|show``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from argparse import Namespace
+from typing import Any
+
+from amlops.backends.local.backend import LocalBackend
+from amlops.errors import ConfigError
+
+Row = dict[str, Any]
+
+
+def query(backend: LocalBackend, noun: str, verb: str, args: Namespace) -> Any:
+    if noun == "models":
+        return _models(backend, verb, args)
+    if noun == "runs":
+        return _runs(backend, verb, args)
+    if noun == "pipelines":
+        return _pipelines(backend, verb, args)
+    return _assets(backend, noun.rstrip("s"), verb, args)
+
+
+def _runs(backend: LocalBackend, verb: str, args: Namespace) -> Any:
+    store = backend.store
+    if verb == "list":
+        sql = "SELECT * FROM runs"
+        params: tuple = ()
+        if args.pipeline:
+            sql += " WHERE pipeline=?"
+            params = (args.pipeline,)
+        rows = store.all(sql + " ORDER BY created_at DESC LIMIT ?", (*params, args.limit))
+        out = []
+        for r in rows:
+            steps = store.all("SELECT reused_from FROM step_runs WHERE run_id=?", (r["run_id"],))
+            out.append(
+                {
+                    "run_id": r["run_id"],
+                    "pipeline": r["pipeline"],
+                    "status": r["status"],
+                    "started": _when(r["start_time"]),
+                    "duration_s": _duration(r["start_time"], r["end_time"]),
+                    "steps": len(steps),
+                    "reused": sum(s["reused_from"] is not None for s in steps),
+                }
+            )
+        return out
+    run = store.one("SELECT * FROM runs WHERE run_id=?", (args.name,))
+    if run is None:
+        raise ConfigError(f"run {args.name!r} not found (see: amlops runs list)")
+    steps = store.all("SELECT * FROM step_runs WHERE run_id=? ORDER BY seq", (args.name,))
+    return {
+        "run_id": run["run_id"],
+        "pipeline": run["pipeline"],
+        "status": run["status"],
+        "parameters": json.loads(run["parameters"]),
+        "started": _when(run["start_time"]),
+        "duration_s": _duration(run["start_time"], run["end_time"]),
+        "error": run["error"],
+        "folder": str(backend.ws.runs / run["run_id"]),
+        "steps": [
+            {
+                "name": s["step"],
+                "status": s["status"],
+                "reused_from": s["reused_from"],
+                "exit_code": s["exit_code"],
+                "duration_s": _duration(s["start_time"], s["end_time"]),
+                "outputs": {k: str(backend.ws.abs(v)) for k, v in json.loads(s["outputs"]).items()},
+                "logs": str(backend.ws.abs(s["folder"])) if s["folder"] else None,
+                "summary": json.loads(s["summary"]) if s["summary"] else None,
+            }
+            for s in steps
+        ],
+    }
+
+
+def _assets(backend: LocalBackend, kind: str, verb: str, args: Namespace) -> Any:
+    store = backend.store
+    if verb == "list":
+        rows = store.all(
+            "SELECT name, MAX(version) AS latest, COUNT(*) AS versions FROM assets "
+            "WHERE kind=? GROUP BY name ORDER BY name",
+            (kind,),
+        )
+        return [dict(r) for r in rows]
+    version = args.version
+    row = (
+        store.latest_asset(kind, args.name)
+        if version in (None, "latest")
+        else store.asset(kind, args.name, _int(version, "--version"))
+    )
+    if row is None:
+        raise ConfigError(f"{kind} {args.name!r} version {version or 'latest'} not found")
+    return {
+        "name": row["name"],
+        "version": row["version"],
+        "content_hash": row["content_hash"],
+        "path": str(backend.ws.abs(row["path"])),
+        "registered": _when(row["created_at"]),
+        **json.loads(row["properties"]),
+    }
+
+
+def _pipelines(backend: LocalBackend, verb: str, args: Namespace) -> Any:
+    store = backend.store
+    if verb == "list":
+        rows = store.all(
+            "SELECT name, MAX(version) AS latest, COUNT(*) AS versions FROM pipelines "
+            "GROUP BY name ORDER BY name"
+        )
+        return [dict(r) for r in rows]
+    sql, params = "SELECT * FROM pipelines WHERE name=?", (args.name,)
+    if args.version not in (None, "latest"):
+        sql, params = sql + " AND version=?", (args.name, _int(args.version, "--version"))
+    row = store.one(sql + " ORDER BY version DESC LIMIT 1", params)
+    if row is None:
+        raise ConfigError(
+            f"pipeline {args.name!r} not built (run: scripts/deploy.py --stage build)"
+        )
+    return {"name": row["name"], "version": row["version"], **json.loads(row["definition"])}
+
+
+def _models(backend: LocalBackend, verb: str, args: Namespace) -> Any:
+    models = backend.models()
+    if verb == "list":
+        return [
+            {"name": m["name"], "version": m["version"], "aliases": ",".join(m["aliases"])}
+            for m in models
+        ]
+    found = [m for m in models if m["name"] == args.name]
+    if args.version not in (None, "latest"):
+        found = [m for m in found if m["version"] == args.version]
+    if not found:
+        raise ConfigError(f"model {args.name!r} version {args.version or 'latest'} not found")
+    return found[0]
+
+
+def mlflow_ui_command(backend: LocalBackend, host: str, port: int) -> list[str]:
+    mlflow = shutil.which("mlflow", path=str(sys.prefix) + "/bin") or shutil.which("mlflow")
+    if mlflow is None:
+        raise ConfigError("mlflow is not installed in this environment: run 'make deploy' first")
+    return [
+        mlflow, "ui", "--backend-store-uri", backend.ws.mlflow_uri,
+        "--default-artifact-root", backend.ws.mlflow_artifacts.as_uri(),
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+
+
+def render_table(rows: list[Row]) -> str:
+    if not rows:
+        return "(none)"
+    columns = list(rows[0])
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def render_record(record: Row) -> str:
+    return json.dumps(record, indent=2, default=str)
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _when(ts: float | None) -> str | None:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else None
+
+
+def _duration(start: float | None, end: float | None) -> float | None:
+    return round(end - start, 2) if start and end else None
+
+
+def _int(value: str, key: str) -> int:
+    if not value.isdigit():
+        raise ConfigError(f"{key} {value!r}: must be a version number or 'latest'")
+    return int(value)
