@@ -1,0 +1,341 @@
+"""The Azure ML v1 backend: the deploy stages over a real (or dry-run) workspace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from amlops.backends.azureml_v1 import auth, preflight
+from amlops.backends.azureml_v1.compile import compile_pipeline, parameter_kinds
+from amlops.backends.azureml_v1.coordinates import Coordinates, resolve
+from amlops.backends.azureml_v1.publish import find_endpoint, fingerprint, publish_pipeline
+from amlops.backends.azureml_v1.register import (
+    AssetService,
+    WorkspaceAssets,
+    register_datasets,
+    register_environments,
+    upload_source,
+)
+from amlops.backends.azureml_v1.schedules import Target, reconcile
+from amlops.backends.azureml_v1.terraform_outputs import TerraformSource, read_outputs
+from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change
+from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
+from amlops.errors import AmlopsError, ConfigError
+from amlops.spec import DataPathParam, ParallelStep, Param, Pipeline
+
+log = logging.getLogger("amlops.azureml_v1")
+
+
+class AzureMLv1Backend:
+    name = "azureml_v1"
+    stages = ("register", "build", "publish", "schedule")
+
+    def __init__(
+        self,
+        workspace: Any,
+        *,
+        config: Config,
+        assets: AssetService,
+        coordinates: Coordinates | None = None,
+        facts: preflight.WorkspaceFacts | None = None,
+        workflow_provider: Any = None,
+        service_endpoint: str | None = None,
+    ):
+        """Everything SDK-facing is passed in, so tests can give a dry-run provider."""
+        self.workspace = workspace
+        self.config = config
+        self.assets = assets
+        self.coordinates = coordinates
+        self.facts = facts
+        self.workflow_provider = workflow_provider
+        self.service_endpoint = service_endpoint
+        self._pipelines: dict[str, Pipeline] = {}
+        self._compiled: dict[str, tuple[str, Any]] = {}  # name -> (fingerprint, aml pipeline)
+
+    @classmethod
+    def connect(
+        cls,
+        config: Config,
+        *,
+        plan: bool,
+        terraform: TerraformSource | None = None,
+        pipelines: Sequence[Pipeline] = (),
+    ) -> AzureMLv1Backend:
+        """Coordinates (Terraform < config < env), credentials, then read-only preflight."""
+        from azureml.core import Workspace
+
+        source = terraform or TerraformSource(dir=config.workspace.terraform_dir)
+        coords = resolve(config, read_outputs(source))
+        choice = auth.choose(config.workspace.auth)
+        cred = auth.credential(choice, managed_identity_client_id=coords.managed_identity_client_id)
+        log.info(
+            "azureml_v1: workspace %s (resource group %s) with %s auth (%s)",
+            coords.workspace_name,
+            coords.resource_group,
+            choice.mode,
+            choice.why,
+        )
+        client = preflight.mgmt_client(cred, coords.subscription_id)
+        facts = preflight.preflight(client, coords, needs(config, pipelines))
+        workspace = Workspace(
+            coords.subscription_id,
+            coords.resource_group,
+            coords.workspace_name,
+            auth=auth.azureml_auth(cred),
+        )
+        backend = cls(
+            workspace,
+            config=config,
+            assets=WorkspaceAssets(workspace),
+            coordinates=coords,
+            facts=facts,
+        )
+        backend._pipelines = {p.name: p for p in pipelines}
+        return backend
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def register_datasets(self, datasets: Sequence[DatasetConfig], *, plan: bool) -> list[Change]:
+        where = str(self.config.file)
+        return register_datasets(
+            datasets,
+            self.assets,
+            actual_datastore=self._datastore_name,
+            materialise=lambda cfg, tmp: upload_source(cfg, tmp, where),
+            where=where,
+            plan=plan,
+        )
+
+    def register_environments(
+        self, environments: Sequence[EnvironmentConfig], *, plan: bool
+    ) -> list[Change]:
+        return register_environments(environments, self.assets, root=self.config.root, plan=plan)
+
+    def build(self, pipelines: Sequence[Pipeline], *, plan: bool) -> list[Change]:
+        """Fingerprint each pipeline and (not in a plan) compile it with the SDK and validate."""
+        changes = []
+        for pipeline in pipelines:
+            self._pipelines[pipeline.name] = pipeline
+            self._check_node_counts(pipeline)
+            fp = self._fingerprint(pipeline)
+            endpoint = find_endpoint(
+                self.workspace, pipeline.name, self.workflow_provider, self.service_endpoint
+            )
+            published = _default_fingerprint(endpoint)
+            action = CREATED if endpoint is None else UNCHANGED if published == fp else UPDATED
+            detail: dict[str, Any] = {"fingerprint": fp, "steps": len(pipeline.steps)}
+            if not plan:
+                aml = self._compile(pipeline, fp)
+                errors = aml.validate()
+                if errors:
+                    raise AmlopsError(f"pipeline {pipeline.name!r} does not validate: {errors[0]}")
+            changes.append(Change("pipeline", pipeline.name, action, None, detail))
+        return changes
+
+    def publish(self, pipelines: Sequence[Pipeline], *, plan: bool) -> list[Change]:
+        changes = []
+        for pipeline in pipelines:
+            self._pipelines[pipeline.name] = pipeline
+            self._check_node_counts(pipeline)
+            fp = self._fingerprint(pipeline)
+            changes.append(
+                publish_pipeline(
+                    pipeline,
+                    fp,
+                    lambda p=pipeline, f=fp: self._compile(p, f),
+                    workspace=self.workspace,
+                    provider=self.workflow_provider,
+                    service_endpoint=self.service_endpoint,
+                    plan=plan,
+                )
+            )
+        return changes
+
+    def schedule(
+        self,
+        schedules: Sequence[ScheduleConfig],
+        *,
+        plan: bool,
+        pipelines: Sequence[Pipeline] = (),
+    ) -> list[Change]:
+        for p in pipelines:
+            self._pipelines[p.name] = p
+        targets: dict[str, Target] = {}
+        for name in sorted({s.pipeline for s in schedules}):
+            endpoint = find_endpoint(
+                self.workspace, name, self.workflow_provider, self.service_endpoint
+            )
+            if endpoint is None and not plan:
+                continue  # reconcile says "publish first"
+            spec = self._pipelines.get(name)
+            if spec is None:
+                raise AmlopsError(
+                    f"schedule stage: pipeline {name!r} was not built in this deploy; "
+                    "pass its spec to schedule(pipelines=...)"
+                )
+            targets[name] = Target(endpoint.id if endpoint else None, parameter_kinds(spec))
+        return reconcile(
+            schedules,
+            workspace=self.workspace,
+            targets=targets,
+            datastore=lambda n: self.assets.datastore(self._datastore_name(n)),
+            actual_datastore=self._datastore_name,
+            facts=self.facts,
+            where=str(self.config.file),
+            provider=self.workflow_provider,
+            service_endpoint=self.service_endpoint,
+            plan=plan,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _datastore_name(self, name: str) -> str:
+        return self.coordinates.datastore(name) if self.coordinates else name
+
+    def _default_environment(self) -> str | None:
+        envs = self.config.environments
+        return envs[0].name if envs else None
+
+    def _environment_names(self, pipeline: Pipeline) -> list[str]:
+        default = self._default_environment()
+        return sorted({n for s in pipeline.steps if (n := s.environment or default)})
+
+    def _fingerprint(self, pipeline: Pipeline) -> str:
+        """Bindings v1 pins at publish time: a new env or dataset version means a new version."""
+        from amlops.spec import DatasetInput
+
+        envs = {}
+        for name in self._environment_names(pipeline):
+            latest = self.assets.latest_environment(name)
+            envs[name] = latest.version if latest else None
+        datasets = {}
+        for step in pipeline.steps:
+            for item in step.all_inputs():
+                if isinstance(item, DatasetInput):
+                    version = item.version
+                    if version == "latest":
+                        latest = self.assets.latest_dataset(item.dataset)
+                        version = latest.version if latest else None
+                    datasets[item.dataset] = version
+        datastores = sorted(
+            self._datastore_name(p.datastore)
+            for p in pipeline.parameters
+            if isinstance(p, DataPathParam)
+        )
+        return fingerprint(
+            pipeline,
+            {
+                "compute": sorted({s.compute or self.config.compute for s in pipeline.steps}),
+                "environments": envs,
+                "datasets": datasets,
+                "datastores": datastores,
+            },
+        )
+
+    def _compile(self, pipeline: Pipeline, fp: str) -> Any:
+        cached = self._compiled.get(pipeline.name)
+        if cached and cached[0] == fp:
+            return cached[1]
+        try:
+            aml = compile_pipeline(
+                pipeline,
+                self.workspace,
+                compute=self.config.compute,
+                resolve=_MappedResolver(self.assets, self._datastore_name),
+                default_environment=self._default_environment(),
+                workflow_provider=self.workflow_provider,
+                service_endpoint=self.service_endpoint,
+            )
+        except (AmlopsError, ConfigError):
+            raise
+        except (ValueError, TypeError) as exc:
+            message = f"pipeline {pipeline.name!r}: Azure ML v1 rejects it: {exc}"
+            raise ConfigError(message) from None
+        self._compiled[pipeline.name] = (fp, aml)
+        return aml
+
+    def _check_node_counts(self, pipeline: Pipeline) -> None:
+        if self.facts is None:
+            return
+        for step in pipeline.steps:
+            if isinstance(step, ParallelStep):
+                count = _int_default(step.node_count)
+                if count > self.facts.compute_max_nodes:
+                    raise ConfigError(
+                        f"pipeline {pipeline.name!r}: step {step.name!r} node_count {count} is "
+                        f"more than compute cluster {self.facts.compute!r} allows "
+                        f"({self.facts.compute_max_nodes})"
+                    )
+
+
+class _MappedResolver:
+    """Resolver whose datastore names go through Terraform's datastore_names map."""
+
+    def __init__(self, assets: AssetService, mapping: Any):
+        self._assets = assets
+        self._map = mapping
+
+    def datastore(self, name: str) -> Any:
+        return self._assets.datastore(self._map(name))
+
+    def dataset(self, name: str, version: str | int) -> Any:
+        return self._assets.dataset(name, version)
+
+    def environment(self, name: str) -> Any:
+        return self._assets.environment(name)
+
+    def default_datastore(self) -> Any:
+        return self._assets.default_datastore()
+
+    def saved(self, dataset: Any) -> Any:
+        return self._assets.saved(dataset)
+
+
+def needs(config: Config, pipelines: Sequence[Pipeline]) -> list[preflight.Need]:
+    """What preflight must find: every datastore config or a pipeline names, and node counts."""
+    file = config.file
+    found: list[preflight.Need] = []
+    for ds in config.datasets:
+        if ds.datastore:
+            found.append(preflight.Need("datastore", ds.datastore, f"{file}: datasets.{ds.name}"))
+    for sc in config.schedules:
+        if sc.datastore_trigger:
+            found.append(
+                preflight.Need(
+                    "datastore",
+                    sc.datastore_trigger.datastore,
+                    f"{file}: schedules.{sc.name}.datastore_trigger",
+                )
+            )
+    for p in pipelines:
+        for param in p.parameters:
+            if isinstance(param, DataPathParam):
+                where = f"pipeline {p.name!r}: {param.name}"
+                found.append(preflight.Need("datastore", param.datastore, where))
+        for step in p.steps:
+            if isinstance(step, ParallelStep):
+                found.append(
+                    preflight.Need(
+                        "node_count",
+                        _int_default(step.node_count),
+                        f"pipeline {p.name!r}: step {step.name!r}",
+                    )
+                )
+    return found
+
+
+def _int_default(value: Any) -> int:
+    return int(value.default) if isinstance(value, Param) else int(value)
+
+
+def _default_fingerprint(endpoint: Any) -> str | None:
+    if endpoint is None:
+        return None
+    try:
+        return endpoint.get_pipeline().version
+    except ValueError:
+        return None
+
+
+__all__ = ["AzureMLv1Backend", "TerraformSource", "needs"]

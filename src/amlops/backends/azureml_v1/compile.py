@@ -1,0 +1,293 @@
+"""Spec -> azureml-pipeline-core objects, one mechanical mapping per spec class.
+
+ScriptStep -> PythonScriptStep, ParallelStep -> ParallelRunStep + ParallelRunConfig,
+Output -> OutputFileDatasetConfig (``.as_input()`` to consume), Param -> PipelineParameter,
+DataPathParam -> (PipelineParameter(DataPath), DataPathComputeBinding), DatasetInput -> a
+registered dataset ``.as_named_input``; environment -> RunConfiguration; compute by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from amlops.errors import ConfigError
+from amlops.spec import (
+    DataPathParam,
+    DatasetInput,
+    InputRef,
+    Output,
+    ParallelStep,
+    Param,
+    Pipeline,
+    ScriptStep,
+    Step,
+)
+
+AML_COMPUTE = "AmlCompute"
+
+
+class Resolver(Protocol):
+    """Workspace assets a compiled pipeline points at (real: read from the workspace)."""
+
+    def datastore(self, name: str) -> Any: ...
+
+    def dataset(self, name: str, version: str | int) -> Any: ...
+
+    def environment(self, name: str) -> Any: ...
+
+    def default_datastore(self) -> Any: ...
+
+    def saved(self, dataset: Any) -> Any:
+        """The dataset with a saved definition id (v1 graphs reference datasets by id)."""
+
+
+@dataclass
+class _Bindings:
+    """One v1 object per spec object, so every step sees the same parameter and output."""
+
+    workspace: Any
+    resolve: Resolver
+    params: dict[str, Any] = field(default_factory=dict)
+    datapaths: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    dataset_params: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def param(self, p: Param) -> Any:
+        from azureml.pipeline.core import PipelineParameter
+
+        if p.name not in self.params:
+            self.params[p.name] = PipelineParameter(name=p.name, default_value=p.default)
+        return self.params[p.name]
+
+    def datapath(self, p: DataPathParam, pipeline: str) -> tuple[Any, Any]:
+        from azureml.data.datapath import DataPath, DataPathComputeBinding
+        from azureml.pipeline.core import PipelineParameter
+
+        if p.name in self.dataset_params:
+            raise _both_kinds(pipeline, p.name)
+        if p.name not in self.datapaths:
+            default = DataPath(
+                datastore=self.resolve.datastore(p.datastore), path_on_datastore=p.path
+            )
+            self.datapaths[p.name] = (
+                PipelineParameter(name=p.name, default_value=default),
+                DataPathComputeBinding(mode=p.mode),
+            )
+        return self.datapaths[p.name]
+
+    def dataset_param(self, p: DataPathParam, pipeline: str) -> Any:
+        """A DataPathParam read by a ParallelStep: v1 partitions only datasets, so the
+        parameter's default is a dataset over the same DataPath (overridable per run)."""
+        from azureml.core import Dataset
+        from azureml.data.datapath import DataPath
+        from azureml.pipeline.core import PipelineParameter
+
+        if p.name in self.datapaths:
+            raise _both_kinds(pipeline, p.name)
+        if p.name not in self.dataset_params:
+            path = DataPath(datastore=self.resolve.datastore(p.datastore), path_on_datastore=p.path)
+            if p.kind == "tabular":
+                # No validation or type inference: both read the data, which compile must not.
+                ds = Dataset.Tabular.from_delimited_files(
+                    path=path, validate=False, infer_column_types=False
+                )
+            else:
+                ds = Dataset.File.from_files(path=path, validate=False)
+            self.dataset_params[p.name] = PipelineParameter(
+                name=p.name, default_value=self.resolve.saved(ds)
+            )
+        return self.dataset_params[p.name]
+
+    def output(self, o: Output) -> Any:
+        from azureml.data import OutputFileDatasetConfig
+
+        if o.name not in self.outputs:
+            self.outputs[o.name] = OutputFileDatasetConfig(name=o.name)
+        return self.outputs[o.name]
+
+
+def _both_kinds(pipeline: str, name: str) -> ConfigError:
+    return ConfigError(
+        f"pipeline {pipeline!r}: DataPathParam {name!r} is read by both a ScriptStep and a "
+        "ParallelStep; v1 binds it as a DataPath for one and a dataset for the other, so give "
+        "each its own parameter"
+    )
+
+
+def compile_pipeline(
+    pipeline: Pipeline,
+    workspace: Any,
+    *,
+    compute: str,
+    resolve: Resolver,
+    default_environment: str | None,
+    workflow_provider: Any = None,
+    service_endpoint: str | None = None,
+) -> Any:
+    """Build the azureml ``Pipeline`` for ``pipeline``; nothing is uploaded or submitted."""
+    from azureml.pipeline.core import Pipeline as AmlPipeline
+
+    b = _Bindings(workspace, resolve)
+    steps = [
+        _compile_step(step, b, pipeline.name, compute, default_environment)
+        for step in pipeline.ordered_steps()
+    ]
+    return AmlPipeline(
+        workspace,
+        steps,
+        description=pipeline.description or pipeline.name,
+        default_datastore=resolve.default_datastore(),
+        _workflow_provider=workflow_provider,
+        _service_endpoint=service_endpoint,
+    )
+
+
+def _environment(step: Step, b: _Bindings, pipeline: str, default: str | None) -> Any:
+    name = step.environment or default
+    if name is None:
+        raise ConfigError(
+            f"pipeline {pipeline!r}: step {step.name!r} names no environment and none is "
+            "configured (add one under environments: in config)"
+        )
+    return b.resolve.environment(name)
+
+
+def _compile_step(
+    step: Step, b: _Bindings, pipeline: str, compute: str, default_env: str | None
+) -> Any:
+    compute = step.compute or compute
+    env = _environment(step, b, pipeline, default_env)
+    if isinstance(step, ScriptStep):
+        return _script_step(step, b, pipeline, compute, env)
+    return _parallel_step(step, b, pipeline, compute, env)
+
+
+def _script_step(step: ScriptStep, b: _Bindings, pipeline: str, compute: str, env: Any) -> Any:
+    from azureml.core.runconfig import RunConfiguration
+    from azureml.pipeline.steps import PythonScriptStep
+
+    consumed: dict[Any, Any] = {}
+
+    def bind(item: Any) -> Any:
+        if isinstance(item, Param):
+            return b.param(item)
+        if isinstance(item, DataPathParam):
+            return b.datapath(item, pipeline)
+        if isinstance(item, Output):
+            return b.output(item)
+        if isinstance(item, InputRef | DatasetInput):
+            if item not in consumed:
+                consumed[item] = _consume(item, b)
+            return consumed[item]
+        return item if isinstance(item, str) else str(item)
+
+    arguments = [bind(a) for a in step.arguments]
+    inputs = [bind(i) for i in step.all_inputs()]
+    outputs = [b.output(o) for o in step.all_outputs()]
+    runconfig = RunConfiguration()
+    runconfig.environment = env
+    runconfig.target = compute
+    return PythonScriptStep(
+        name=step.name,
+        script_name=step.script,
+        source_directory=str(step.source_dir),
+        arguments=arguments,
+        inputs=inputs,
+        outputs=outputs,
+        compute_target=(compute, AML_COMPUTE),  # by name: no workspace lookup at build time
+        runconfig=runconfig,
+        allow_reuse=step.allow_reuse,
+    )
+
+
+def _consume(item: InputRef | DatasetInput, b: _Bindings) -> Any:
+    if isinstance(item, InputRef):
+        return b.output(item.output).as_input(name=item.name)
+    from azureml.data import TabularDataset
+
+    dataset = b.resolve.dataset(item.dataset, item.version)
+    named = dataset.as_named_input(item.input_name)
+    if isinstance(dataset, TabularDataset):
+        return named  # tabular datasets have only direct mode in v1
+    return named.as_download() if item.mode == "download" else named.as_mount()
+
+
+def _parallel_step(step: ParallelStep, b: _Bindings, pipeline: str, compute: str, env: Any) -> Any:
+    from azureml.data.dataset_consumption_config import DatasetConsumptionConfig
+    from azureml.pipeline.steps import ParallelRunConfig, ParallelRunStep
+
+    def value(v: Any) -> Any:
+        return b.param(v) if isinstance(v, Param) else v
+
+    def default(v: Any) -> Any:
+        return v.default if isinstance(v, Param) else v
+
+    consumed: dict[Any, Any] = {}
+
+    def consume(item: Any) -> Any:
+        if item not in consumed:
+            if isinstance(item, DataPathParam):
+                param = b.dataset_param(item, pipeline)
+                mode = "direct" if item.kind == "tabular" else item.mode
+                consumed[item] = DatasetConsumptionConfig(item.name, param, mode=mode)
+            else:
+                consumed[item] = _consume(item, b)
+        return consumed[item]
+
+    def bind(item: Any) -> Any:
+        if isinstance(item, Param):
+            return b.param(item)
+        if isinstance(item, InputRef | DatasetInput | DataPathParam):
+            return consume(item)
+        if isinstance(item, Output):
+            return b.output(item)
+        return item if isinstance(item, str) else str(item)
+
+    config = ParallelRunConfig(
+        environment=env,
+        entry_script=step.entry_script,
+        source_directory=str(step.source_dir),
+        # v1 type-checks these three as plain numbers; a Param's PipelineParameter is set
+        # below, after validation, and reaches the driver as a command-line argument.
+        error_threshold=default(step.error_threshold),
+        allowed_failed_count=default(step.allowed_failed_count),
+        allowed_failed_percent=default(step.allowed_failed_percent),
+        output_action=step.output_action,
+        compute_target=compute,
+        node_count=value(step.node_count),
+        process_count_per_node=value(step.process_count_per_node),
+        mini_batch_size=value(step.mini_batch_size),
+        run_invocation_timeout=value(step.run_invocation_timeout),
+        run_max_try=value(step.run_max_try),
+        append_row_file_name=step.append_row_file_name,
+    )
+    config.error_threshold = value(step.error_threshold)
+    config.allowed_failed_count = value(step.allowed_failed_count)
+    config.allowed_failed_percent = value(step.allowed_failed_percent)
+    primary = [consume(i) for i in step.inputs]
+    side = [consume(i) for i in step.all_inputs() if i not in step.inputs]
+    arguments = [bind(a) for a in step.arguments]
+    return ParallelRunStep(
+        name=step.name,
+        parallel_run_config=config,
+        inputs=primary,
+        output=b.output(step.output),  # type: ignore[arg-type]
+        side_inputs=side or None,
+        arguments=arguments or None,
+        allow_reuse=step.allow_reuse,
+    )
+
+
+def parameter_kinds(pipeline: Pipeline) -> dict[str, str]:
+    """How each pipeline parameter is bound in v1: value, datapath or dataset."""
+    kinds: dict[str, str] = {}
+    for step in pipeline.steps:
+        for p in step.params():
+            if isinstance(p, Param):
+                kinds[p.name] = "value"
+            elif isinstance(step, ParallelStep):
+                kinds[p.name] = "dataset"
+            else:
+                kinds.setdefault(p.name, "datapath")
+    return kinds

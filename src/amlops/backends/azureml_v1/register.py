@@ -1,0 +1,275 @@
+"""Datasets and environments: a new version only when the definition changed.
+
+``WorkspaceAssets`` is the one place that talks to the dataset, environment, datastore and
+artifact services (which have no offline twin in the SDK); tests swap it for an in-memory one.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from amlops.backends.azureml_v1.wheel import build_wheel, source_hash
+from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change
+from amlops.config import DatasetConfig, EnvironmentConfig
+from amlops.content import hash_text, hash_tree
+from amlops.errors import AmlopsError, ConfigError
+
+DATASET_TAG = "amlops_fingerprint"
+# v1 Environments have no tags; an environment variable survives registration and says which
+# definition a version holds (it is not a secret and harmless inside runs).
+ENV_FINGERPRINT_VAR = "AMLOPS_ENV_FINGERPRINT"
+RUNTIME_PIP_RE = re.compile(r"^amlops(\[[^\]]*\])?\s*([=<>!~].*)?$")
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    version: str
+    fingerprint: str | None
+
+
+class AssetService(Protocol):
+    """Reads and writes of workspace assets outside the pipeline service."""
+
+    def latest_dataset(self, name: str) -> Registered | None: ...
+
+    def register_dataset(
+        self, cfg: DatasetConfig, datastore: str, path: str, fp: str, upload_from: Path | None
+    ) -> Registered: ...
+
+    def latest_environment(self, name: str) -> Registered | None: ...
+
+    def register_environment(self, env: Any) -> Registered: ...
+
+    def private_wheel_url(self, wheel: Path) -> str: ...
+
+    # compile.Resolver
+    def datastore(self, name: str) -> Any: ...
+
+    def dataset(self, name: str, version: str | int) -> Any: ...
+
+    def environment(self, name: str) -> Any: ...
+
+    def default_datastore(self) -> Any: ...
+
+    def saved(self, dataset: Any) -> Any: ...
+
+
+class WorkspaceAssets:
+    """AssetService over a live workspace (azureml-core)."""
+
+    def __init__(self, workspace: Any):
+        self.workspace = workspace
+
+    def latest_dataset(self, name: str) -> Registered | None:
+        from azureml.core import Dataset
+
+        try:
+            ds = Dataset.get_by_name(self.workspace, name)
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            raise AmlopsError(f"reading dataset {name!r} failed: {_line(exc)}") from None
+        return Registered(name, str(ds.version), (ds.tags or {}).get(DATASET_TAG))
+
+    def register_dataset(
+        self, cfg: DatasetConfig, datastore: str, path: str, fp: str, upload_from: Path | None
+    ) -> Registered:
+        from azureml.core import Dataset
+        from azureml.data.datapath import DataPath
+
+        store = self.datastore(datastore)
+        if upload_from is not None:
+            Dataset.File.upload_directory(
+                src_dir=str(upload_from),
+                target=DataPath(store, path),
+                overwrite=True,
+                show_progress=False,
+            )
+        target = DataPath(store, path)
+        if cfg.kind == "tabular":
+            ds = Dataset.Tabular.from_delimited_files(path=target)
+        else:
+            ds = Dataset.File.from_files(path=target)
+        ds = ds.register(
+            self.workspace,
+            name=cfg.name,
+            description=cfg.description,
+            tags={DATASET_TAG: fp},
+            create_new_version=True,
+        )
+        return Registered(cfg.name, str(ds.version), fp)
+
+    def latest_environment(self, name: str) -> Registered | None:
+        from azureml.core import Environment
+
+        try:
+            env = Environment.get(self.workspace, name)
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            raise AmlopsError(f"reading environment {name!r} failed: {_line(exc)}") from None
+        return Registered(
+            name, str(env.version), env.environment_variables.get(ENV_FINGERPRINT_VAR)
+        )
+
+    def register_environment(self, env: Any) -> Registered:
+        registered = env.register(self.workspace)
+        return Registered(
+            registered.name,
+            str(registered.version),
+            registered.environment_variables.get(ENV_FINGERPRINT_VAR),
+        )
+
+    def private_wheel_url(self, wheel: Path) -> str:
+        from azureml.core import Environment
+
+        return Environment.add_private_pip_wheel(self.workspace, str(wheel), exist_ok=True)
+
+    def datastore(self, name: str) -> Any:
+        from azureml.core import Datastore
+
+        return Datastore.get(self.workspace, name)
+
+    def dataset(self, name: str, version: str | int) -> Any:
+        from azureml.core import Dataset
+
+        return Dataset.get_by_name(self.workspace, name, version=version)
+
+    def environment(self, name: str) -> Any:
+        from azureml.core import Environment
+
+        return Environment.get(self.workspace, name)
+
+    def default_datastore(self) -> Any:
+        return self.workspace.get_default_datastore()
+
+    def saved(self, dataset: Any) -> Any:
+        dataset._ensure_saved(self.workspace)
+        return dataset
+
+
+def register_datasets(
+    datasets: Sequence[DatasetConfig],
+    assets: AssetService,
+    *,
+    actual_datastore: Callable[[str], str],
+    materialise: Callable[[DatasetConfig, Path], Path],
+    where: str,
+    plan: bool,
+) -> list[Change]:
+    """Register each dataset whose fingerprint differs from its latest version's tag."""
+    changes = []
+    for cfg in datasets:
+        key = f"{where}: datasets.{cfg.name}"
+        if cfg.datastore is None:
+            raise ConfigError(f"{key}.datastore: Azure datasets live on a datastore; name one")
+        if cfg.upload and cfg.source is None and cfg.path is None:
+            raise ConfigError(f"{key}.upload: needs a source or a path to upload")
+        datastore = actual_datastore(cfg.datastore)
+        path = (cfg.datastore_path or cfg.name).strip("/")
+        with tempfile.TemporaryDirectory(prefix="amlops-upload-") as tmp:
+            upload_from = materialise(cfg, Path(tmp)) if cfg.upload else None
+            content = hash_tree(upload_from) if upload_from is not None else ""
+            fp = hash_text(cfg.kind, datastore, path, cfg.description, content)[:16]
+            latest = assets.latest_dataset(cfg.name)
+            detail = {"datastore": datastore, "path": path, "fingerprint": fp}
+            if latest is not None and latest.fingerprint == fp:
+                changes.append(Change("dataset", cfg.name, UNCHANGED, latest.version, detail))
+                continue
+            action = CREATED if latest is None else UPDATED
+            if plan:
+                next_version = str(int(latest.version) + 1) if latest else "1"
+                changes.append(Change("dataset", cfg.name, action, next_version, detail))
+                continue
+            registered = assets.register_dataset(cfg, datastore, path, fp, upload_from)
+            detail["uploaded"] = upload_from is not None
+            changes.append(Change("dataset", cfg.name, action, registered.version, detail))
+    return changes
+
+
+def upload_source(cfg: DatasetConfig, tmp: Path, where: str) -> Path:
+    """The local folder to upload for ``cfg``: its sample written out, or its path."""
+    from amlops.samples import materialise
+
+    if cfg.source is not None:
+        dest = tmp / cfg.name
+        materialise(cfg.source, dest, f"{where}: datasets.{cfg.name}.source")
+        return dest
+    assert cfg.path is not None
+    if cfg.path.is_file():
+        dest = tmp / cfg.name
+        dest.mkdir()
+        (dest / cfg.path.name).write_bytes(cfg.path.read_bytes())
+        return dest
+    return cfg.path
+
+
+def environment_definition(
+    cfg: EnvironmentConfig, root: Path, wheel_url: Callable[[Path], str], *, plan: bool
+) -> tuple[Any, str, bool]:
+    """The v1 Environment for ``cfg``, its fingerprint, and whether it carries our wheel.
+
+    A pip dependency named ``amlops`` in the conda file means "this project's runtime": it is
+    replaced by a private wheel built from src/amlops (uploaded only when registering).
+    """
+    from azureml.core import Environment
+
+    env = Environment.from_conda_specification(cfg.name, str(cfg.conda_file))
+    deps = env.python.conda_dependencies
+    wants_runtime = [p for p in deps.pip_packages if RUNTIME_PIP_RE.match(p.strip())]
+    runtime_hash = source_hash(root) if wants_runtime else ""
+    fp = hash_text(cfg.conda_file.read_text(), runtime_hash)[:16]
+    if wants_runtime:
+        for spec in wants_runtime:
+            deps.remove_pip_package(spec)
+        if not plan:
+            with tempfile.TemporaryDirectory(prefix="amlops-wheel-") as tmp:
+                deps.add_pip_package(wheel_url(build_wheel(root, Path(tmp))))
+    env.environment_variables[ENV_FINGERPRINT_VAR] = fp
+    return env, fp, bool(wants_runtime)
+
+
+def register_environments(
+    environments: Sequence[EnvironmentConfig],
+    assets: AssetService,
+    *,
+    root: Path,
+    plan: bool,
+) -> list[Change]:
+    changes = []
+    for cfg in environments:
+        # Fingerprint first (cheap, no upload); build and upload the wheel only to register.
+        _, fp, runtime = environment_definition(cfg, root, assets.private_wheel_url, plan=True)
+        latest = assets.latest_environment(cfg.name)
+        detail = {"conda_file": str(cfg.conda_file), "fingerprint": fp, "private_wheel": runtime}
+        if latest is not None and latest.fingerprint == fp:
+            changes.append(Change("environment", cfg.name, UNCHANGED, latest.version, detail))
+            continue
+        action = CREATED if latest is None else UPDATED
+        if plan:
+            next_version = str(int(latest.version) + 1) if latest else "1"
+            changes.append(Change("environment", cfg.name, action, next_version, detail))
+            continue
+        env, _, _ = environment_definition(cfg, root, assets.private_wheel_url, plan=False)
+        registered = assets.register_environment(env)
+        changes.append(Change("environment", cfg.name, action, registered.version, detail))
+    return changes
+
+
+def _not_found(exc: Exception) -> bool:
+    response = getattr(exc, "response", None)
+    if getattr(response, "status_code", None) == 404:
+        return True
+    text = str(exc).lower()
+    return any(s in text for s in ("not found", "cannot find", "does not exist", "no such"))
+
+
+def _line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,68 @@
+"""Read the workspace coordinates Terraform left behind (``terraform output -json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amlops.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TerraformSource:
+    """Where the outputs live: a root module folder, a state file, or both (state wins)."""
+
+    dir: Path | None = None
+    state: Path | None = None
+    binary: str | None = None  # a terraform executable; default: TERRAFORM_BIN or PATH
+
+
+def terraform_binary(explicit: str | None = None) -> str:
+    """The terraform executable to call; ConfigError naming where it was looked for."""
+    candidate = explicit or os.environ.get("TERRAFORM_BIN") or shutil.which("terraform")
+    if not candidate or not Path(candidate).is_file():
+        raise ConfigError(
+            "terraform was not found (set TERRAFORM_BIN or put terraform on PATH; "
+            "`make tools` installs one in .venv-tools/bin)"
+        )
+    return candidate
+
+
+def read_outputs(source: TerraformSource) -> dict[str, Any]:
+    """Output name -> value, read with python-terraform; sensitive outputs are skipped."""
+    from python_terraform import Terraform
+
+    if source.dir is None and source.state is None:
+        return {}
+    if source.dir is not None and not source.dir.is_dir():
+        raise ConfigError(f"--tf-dir {source.dir}: is not a directory")
+    if source.state is not None and not source.state.is_file():
+        raise ConfigError(f"--tf-state {source.state}: no such state file")
+    where = str(source.state or source.dir)
+    tf = Terraform(
+        working_dir=str(source.dir or source.state.parent),  # type: ignore[union-attr]
+        terraform_bin_path=terraform_binary(source.binary),
+    )
+    options: dict[str, Any] = {"json": True}
+    if source.state is not None:
+        options["state"] = str(source.state.resolve())
+    code, out, err = tf.output_cmd(**options)
+    if code != 0:
+        detail = (err or out or "").strip().splitlines()
+        raise ConfigError(
+            f"terraform output -json in {where} failed: {detail[-1] if detail else code}"
+        )
+    try:
+        raw = json.loads(out or "{}")
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"terraform output -json in {where} is not JSON: {exc}") from None
+    # Sensitive outputs (keys, connection strings) are never needed here and never logged.
+    return {
+        name: body.get("value")
+        for name, body in raw.items()
+        if isinstance(body, dict) and not body.get("sensitive")
+    }
