@@ -9,7 +9,7 @@ variable "name_prefix" {
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9]{1,7}$", var.name_prefix))
-    error_message = "name_prefix must be 2-8 lowercase letters or digits and start with a letter (it ends up in storage account names)."
+    error_message = "The value of name_prefix must be 2-8 lowercase letters or digits and start with a letter (it ends up in storage account names)."
   }
 }
 
@@ -20,7 +20,7 @@ variable "environment" {
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9]{1,4}$", var.environment))
-    error_message = "environment must be 2-5 lowercase letters or digits and start with a letter, e.g. dev, test, prod."
+    error_message = "The value of environment must be 2-5 lowercase letters or digits and start with a letter, e.g. dev, test, prod."
   }
 }
 
@@ -31,7 +31,7 @@ variable "location" {
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9]{2,30}$", var.location))
-    error_message = "location must be a region's programmatic name: lowercase letters and digits, no spaces (westeurope, not \"West Europe\")."
+    error_message = "The value of location must be a region's programmatic name: lowercase letters and digits, no spaces (westeurope, not \"West Europe\")."
   }
 }
 
@@ -42,7 +42,7 @@ variable "existing_resource_group_name" {
 
   validation {
     condition     = var.existing_resource_group_name == null || can(regex("^[-\\w.()]{0,89}[-\\w()]$", var.existing_resource_group_name))
-    error_message = "existing_resource_group_name must be 1-90 letters, digits, underscores, hyphens, periods or parentheses, and must not end with a period."
+    error_message = "The value of existing_resource_group_name must be 1-90 letters, digits, underscores, hyphens, periods or parentheses, and must not end with a period."
   }
 }
 
@@ -53,7 +53,7 @@ variable "name_suffix" {
 
   validation {
     condition     = var.name_suffix == null || can(regex("^[a-z0-9]{1,6}$", var.name_suffix))
-    error_message = "name_suffix must be 1-6 lowercase letters or digits."
+    error_message = "The value of name_suffix must be 1-6 lowercase letters or digits."
   }
 }
 
@@ -72,7 +72,7 @@ variable "network_mode" {
 
   validation {
     condition     = contains(["public", "private"], var.network_mode)
-    error_message = "network_mode must be \"public\" or \"private\"."
+    error_message = "The value of network_mode must be \"public\" or \"private\"."
   }
 }
 
@@ -84,7 +84,7 @@ variable "vnet_address_space" {
 
   validation {
     condition     = length(var.vnet_address_space) > 0 && alltrue([for cidr in var.vnet_address_space : can(regex("^[0-9.]+/[0-9]+$", cidr)) && can(cidrhost(cidr, 0))])
-    error_message = "vnet_address_space must be a non-empty list of IPv4 CIDR blocks, e.g. [\"10.42.0.0/16\"]."
+    error_message = "The value of vnet_address_space must be a non-empty list of IPv4 CIDR blocks, e.g. [\"10.42.0.0/16\"]."
   }
 }
 
@@ -96,7 +96,7 @@ variable "compute_subnet_address_prefix" {
 
   validation {
     condition     = can(regex("^[0-9.]+/[0-9]+$", var.compute_subnet_address_prefix)) && can(cidrhost(var.compute_subnet_address_prefix, 0))
-    error_message = "compute_subnet_address_prefix must be an IPv4 CIDR block, e.g. 10.42.0.0/24."
+    error_message = "The value of compute_subnet_address_prefix must be an IPv4 CIDR block, e.g. 10.42.0.0/24."
   }
 }
 
@@ -108,7 +108,7 @@ variable "private_endpoint_subnet_address_prefix" {
 
   validation {
     condition     = can(regex("^[0-9.]+/[0-9]+$", var.private_endpoint_subnet_address_prefix)) && can(cidrhost(var.private_endpoint_subnet_address_prefix, 0))
-    error_message = "private_endpoint_subnet_address_prefix must be an IPv4 CIDR block, e.g. 10.42.1.0/24."
+    error_message = "The value of private_endpoint_subnet_address_prefix must be an IPv4 CIDR block, e.g. 10.42.1.0/24."
   }
 }
 
@@ -120,7 +120,7 @@ variable "log_analytics_retention_days" {
 
   validation {
     condition     = var.log_analytics_retention_days >= 30 && var.log_analytics_retention_days <= 730 && floor(var.log_analytics_retention_days) == var.log_analytics_retention_days
-    error_message = "log_analytics_retention_days must be a whole number from 30 to 730."
+    error_message = "The value of log_analytics_retention_days must be a whole number from 30 to 730."
   }
 }
 
@@ -132,7 +132,7 @@ variable "storage_replication_type" {
 
   validation {
     condition     = contains(["LRS", "ZRS", "GRS", "RAGRS", "GZRS", "RAGZRS"], var.storage_replication_type)
-    error_message = "storage_replication_type must be one of LRS, ZRS, GRS, RAGRS, GZRS, RAGZRS."
+    error_message = "The value of storage_replication_type must be one of LRS, ZRS, GRS, RAGRS, GZRS, RAGZRS."
   }
 }
 
@@ -144,7 +144,7 @@ variable "blob_soft_delete_retention_days" {
 
   validation {
     condition     = var.blob_soft_delete_retention_days >= 1 && var.blob_soft_delete_retention_days <= 365 && floor(var.blob_soft_delete_retention_days) == var.blob_soft_delete_retention_days
-    error_message = "blob_soft_delete_retention_days must be a whole number from 1 to 365."
+    error_message = "The value of blob_soft_delete_retention_days must be a whole number from 1 to 365."
   }
 }
 
@@ -156,7 +156,7 @@ variable "key_vault_sku" {
 
   validation {
     condition     = contains(["standard", "premium"], var.key_vault_sku)
-    error_message = "key_vault_sku must be \"standard\" or \"premium\"."
+    error_message = "The value of key_vault_sku must be \"standard\" or \"premium\"."
   }
 }
 
@@ -168,7 +168,7 @@ variable "key_vault_soft_delete_retention_days" {
 
   validation {
     condition     = var.key_vault_soft_delete_retention_days >= 7 && var.key_vault_soft_delete_retention_days <= 90 && floor(var.key_vault_soft_delete_retention_days) == var.key_vault_soft_delete_retention_days
-    error_message = "key_vault_soft_delete_retention_days must be a whole number from 7 to 90."
+    error_message = "The value of key_vault_soft_delete_retention_days must be a whole number from 7 to 90."
   }
 }
 
@@ -180,7 +180,7 @@ variable "container_registry_sku" {
 
   validation {
     condition     = contains(["Basic", "Standard", "Premium"], var.container_registry_sku)
-    error_message = "container_registry_sku must be Basic, Standard or Premium."
+    error_message = "The value of container_registry_sku must be Basic, Standard or Premium."
   }
 }
 
@@ -192,7 +192,7 @@ variable "compute_cluster_name" {
 
   validation {
     condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,14}[a-zA-Z0-9]$", var.compute_cluster_name))
-    error_message = "compute_cluster_name must be 2-16 letters, digits or hyphens, start with a letter and not end with a hyphen."
+    error_message = "The value of compute_cluster_name must be 2-16 letters, digits or hyphens, start with a letter and not end with a hyphen."
   }
 }
 
@@ -204,7 +204,7 @@ variable "compute_vm_size" {
 
   validation {
     condition     = can(regex("^Standard_[A-Za-z0-9_]+$", var.compute_vm_size))
-    error_message = "compute_vm_size must be an Azure VM size name such as Standard_DS3_v2."
+    error_message = "The value of compute_vm_size must be an Azure VM size name such as Standard_DS3_v2."
   }
 }
 
@@ -216,7 +216,7 @@ variable "compute_vm_priority" {
 
   validation {
     condition     = contains(["Dedicated", "LowPriority"], var.compute_vm_priority)
-    error_message = "compute_vm_priority must be \"Dedicated\" or \"LowPriority\"."
+    error_message = "The value of compute_vm_priority must be \"Dedicated\" or \"LowPriority\"."
   }
 }
 
@@ -228,7 +228,7 @@ variable "compute_max_nodes" {
 
   validation {
     condition     = var.compute_max_nodes >= 1 && var.compute_max_nodes <= 100 && floor(var.compute_max_nodes) == var.compute_max_nodes
-    error_message = "compute_max_nodes must be a whole number from 1 to 100."
+    error_message = "The value of compute_max_nodes must be a whole number from 1 to 100."
   }
 }
 
@@ -241,7 +241,7 @@ variable "compute_idle_time_before_scale_down" {
   validation {
     # P[nD][T[nH][nM][nS]], ending in a component (so neither "P" nor "PT" nor "P1DT").
     condition     = can(regex("^P([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+S)?)?$", var.compute_idle_time_before_scale_down)) && can(regex("[0-9][DHMS]$", var.compute_idle_time_before_scale_down))
-    error_message = "compute_idle_time_before_scale_down must be an ISO 8601 duration such as PT15M, PT2H or P1DT30M."
+    error_message = "The value of compute_idle_time_before_scale_down must be an ISO 8601 duration such as PT15M, PT2H or P1DT30M."
   }
 }
 
@@ -268,7 +268,7 @@ variable "deployment_principal_object_id" {
 
   validation {
     condition     = var.deployment_principal_object_id == null || can(regex("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", var.deployment_principal_object_id))
-    error_message = "deployment_principal_object_id must be an object id (a GUID) or null."
+    error_message = "The value of deployment_principal_object_id must be an object id (a GUID) or null."
   }
 }
 
@@ -280,6 +280,6 @@ variable "deployment_principal_type" {
 
   validation {
     condition     = contains(["ServicePrincipal", "User", "Group"], var.deployment_principal_type)
-    error_message = "deployment_principal_type must be ServicePrincipal, User or Group."
+    error_message = "The value of deployment_principal_type must be ServicePrincipal, User or Group."
   }
 }

@@ -11,7 +11,7 @@ installs the cdktf package.
 Re-run (needs PyPI, ~45 MB download, ~30 s):
 
     python3 tools/azurerm_schema/extract.py                      # downloads the wheel
-    python3 tools/azurerm_schema/extract.py --wheel /tmp/x/cdktf_cdktf_provider_azurerm-14.23.1-py3-none-any.whl
+    python3 tools/azurerm_schema/extract.py --wheel /tmp/x/cdktf_cdktf_provider_azurerm-*.whl
 
 Output: ``tests/infra/azurerm_schema.json`` (override with ``--output``). The file is
 deterministic (sorted keys, one resource per line) so a re-run diffs cleanly.
@@ -52,7 +52,16 @@ _LOCAL = "@cdktf/provider-azurerm."
 def download_wheel(dest: Path) -> Path:
     """Download the pinned wheel with pip (no dependencies) and return its path."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", f"{PACKAGE}=={VERSION}", "-d", str(dest)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            f"{PACKAGE}=={VERSION}",
+            "-d",
+            str(dest),
+        ],
         check=True,
     )
     return next(dest.glob("cdktf_cdktf_provider_azurerm-*.whl"))
@@ -154,7 +163,11 @@ def extract(assembly: dict) -> dict:
 def dump(schema: dict) -> str:
     """Serialise deterministically: one resource per line keeps diffs reviewable."""
     compact = {"separators": (",", ":"), "sort_keys": True}
-    lines = ["{", f'"source":{json.dumps(schema["source"])},', f'"provider":{json.dumps(schema["provider"], **compact)},']
+    lines = [
+        "{",
+        f'"source":{json.dumps(schema["source"])},',
+        f'"provider":{json.dumps(schema["provider"], **compact)},',
+    ]
     for section in ("resources", "data_sources"):
         items = list(schema[section].items())
         lines.append(f'"{section}":{{')
@@ -168,7 +181,9 @@ def dump(schema: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wheel", type=Path, help="a downloaded cdktf-cdktf-provider-azurerm wheel")
+    parser.add_argument(
+        "--wheel", type=Path, help="a downloaded cdktf-cdktf-provider-azurerm wheel"
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     json.loads(text)  # the hand-made layout must still be valid JSON
     args.output.write_text(text, encoding="utf-8")
     print(
-        f"{args.output}: {len(schema['resources'])} resources, {len(schema['data_sources'])} data sources, "
+        f"{args.output}: {len(schema['resources'])} resources, "
+        f"{len(schema['data_sources'])} data sources, "
         f"{len(text) / 1e6:.2f} MB ({schema['source']})"
     )
     return 0
