@@ -47,6 +47,10 @@ def run(mini_batch: pd.DataFrame) -> pd.DataFrame:
             f"(columns: {', '.join(map(str, mini_batch.columns))})"
         )
     rows = mini_batch[mini_batch[key_column].notna()]
+    keys = rows[key_column]
+    if keys.dtype.kind == "f" and (keys % 1 == 0).all():
+        # A missing key makes pandas read the column as float; give back the ids as written.
+        keys = keys.astype("int64")
     if feature_columns is not None:
         missing = [c for c in feature_columns if c not in rows.columns]
         if missing:
@@ -54,4 +58,4 @@ def run(mini_batch: pd.DataFrame) -> pd.DataFrame:
         features = rows[feature_columns]
     else:
         features = rows.drop(columns=[key_column])
-    return pd.DataFrame({key_column: rows[key_column], "prediction": model.predict(features)})
+    return pd.DataFrame({key_column: keys, "prediction": model.predict(features)})
