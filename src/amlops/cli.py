@@ -90,9 +90,9 @@ def _parse_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def run_deploy(args: argparse.Namespace) -> int:
-    from amlops.backends import open_backend
+    from amlops.backends import backend_class, open_backend
     from amlops.config import load_config
-    from amlops.deploy import deploy, render, resolve_stages, write_manifest
+    from amlops.deploy import build_pipelines, deploy, render, resolve_stages, write_manifest
 
     root = (args.root or Path.cwd()).resolve()
     config = load_config(args.env, root)
@@ -100,17 +100,21 @@ def run_deploy(args: argparse.Namespace) -> int:
     unknown = sorted(set(parameters) - {p.name for p in config.pipelines})
     if unknown:
         raise ConfigError(f"--param {unknown[0]}.*: no pipeline {unknown[0]!r} in {config.file}")
+    cls = backend_class(config)
+    stages = resolve_stages(args.stage, cls.stages, cls.name)
+    # Every input is checked before the backend opens: a bad one must leave nothing behind.
+    pipelines = build_pipelines(config)
     options = {}
     if config.workspace.backend != "local":
         options = {"tf_dir": args.tf_dir, "tf_state": args.tf_state}
     backend = open_backend(config, plan=args.plan, **options)
-    stages = resolve_stages(args.stage, backend.stages, backend.name)
     started = time.time()
     failure: RunFailed | None = None
     try:
         manifest = deploy(
             config,
             backend,
+            pipelines,
             stages,
             plan=args.plan,
             regenerate_outputs=args.regenerate_outputs,

@@ -91,6 +91,7 @@ def resolve_stages(requested: str, available: Sequence[str], backend: str) -> li
 def deploy(
     config: Config,
     backend,
+    pipelines: list[Pipeline],
     stages: Sequence[str],
     *,
     plan: bool,
@@ -99,7 +100,6 @@ def deploy(
 ) -> Manifest:
     """Run the stages in order against ``backend``; with ``plan`` change nothing."""
     manifest = Manifest(env=config.env, backend=backend.name, plan=plan)
-    pipelines = build_pipelines(config)
     if "register" in stages:
         manifest.add("datasets", backend.register_datasets(config.datasets, plan=plan))
         manifest.add("environments", backend.register_environments(config.environments, plan=plan))

@@ -11,12 +11,20 @@ if TYPE_CHECKING:
     from amlops.config import Config
 
 
-def open_backend(config: Config, *, plan: bool, **options: Any):
-    """The backend ``config.workspace.backend`` names, connected and ready for the stages."""
+def backend_class(config: Config) -> type:
+    """The class of the backend ``config.workspace.backend`` names (its ``stages``, ``name``)."""
     if config.workspace.backend == "local":
         from amlops.backends.local.backend import LocalBackend
 
-        return LocalBackend(config.workspace.path, plan=plan)
+        return LocalBackend
     from amlops.backends.azureml_v1 import AzureMLv1Backend
 
-    return AzureMLv1Backend.connect(config, plan=plan, **options)
+    return AzureMLv1Backend
+
+
+def open_backend(config: Config, *, plan: bool, **options: Any):
+    """The backend ``config.workspace.backend`` names, connected and ready for the stages."""
+    cls = backend_class(config)
+    if config.workspace.backend == "local":
+        return cls(config.workspace.path, plan=plan)
+    return cls.connect(config, plan=plan, **options)

@@ -234,7 +234,7 @@ class Runner:
                 ),
             )  # fmt: skip
         produced[step.name] = _Produced(fingerprint, outputs)
-        self._say(f"{prefix}: {status} in {end - start:.1f} s")
+        self._say(f"{prefix}: {status} in {end - start:.2f} s")
         return StepResult(
             step.name, status, False, None, exit_code, round(end - start, 3),
             str(step_dir / "stderr.txt"), summary,

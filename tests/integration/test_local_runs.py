@@ -1,0 +1,213 @@
+"""Runs on the real local backend with real step subprocesses: binding, reuse and failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from amlops.backends.local.backend import LocalBackend
+from amlops.config import DatasetConfig, EnvironmentConfig
+from amlops.spec import DatasetInput, Output, Param, Pipeline, ScriptStep
+
+STEP_SCRIPT = """\
+import json, sys
+from pathlib import Path
+
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+out = Path(args.pop("--out"))
+if args.get("--fail") == "yes":
+    print("something broke in", sys.argv[0], file=sys.stderr)
+    sys.exit(3)
+text = {k: (Path(v).joinpath("data.txt").read_text() if k.startswith("--in") else v)
+        for k, v in args.items()}
+(out / "data.txt").write_text(json.dumps(text, sort_keys=True))
+(out / "argv.json").write_text(json.dumps(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def toy(tmp_path: Path):
+    """A three-step toy pipeline (a -> b -> c, plus a parameter only b uses) and a workspace."""
+    for name in ("a", "b", "c"):
+        folder = tmp_path / "steps" / name
+        folder.mkdir(parents=True)
+        (folder / "main.py").write_text(STEP_SCRIPT)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "data.txt").write_text("rows v1")
+    conda = tmp_path / "conda.yml"
+    conda.write_text("dependencies: [python=3.11]\n")
+
+    backend = LocalBackend(tmp_path / "ws")
+    dataset = DatasetConfig(name="toy-data", kind="file", path=data)
+    environment = EnvironmentConfig(name="toy-env", conda_file=conda)
+    backend.register_datasets([dataset], plan=False)
+    backend.register_environments([environment], plan=False)
+
+    def pipeline(fail_in: str | None = None) -> Pipeline:
+        oa, ob, oc = Output("oa"), Output("ob"), Output("oc")
+
+        def step(name, *args):
+            extra = ["--fail", "yes"] if name == fail_in else []
+            return ScriptStep(
+                name=name,
+                source_dir=tmp_path / "steps" / name,
+                script="main.py",
+                arguments=[*args, *extra],
+                environment="toy-env",
+            )
+
+        return Pipeline(
+            "toy",
+            [
+                step("a", "--in_data", DatasetInput("toy-data"), "--seed", Param("seed", 1),
+                     "--out", oa),
+                step("b", "--in_a", oa.as_input(), "--alpha", Param("alpha", 0.5), "--out", ob),
+                step("c", "--in_b", ob.as_input(), "--out", oc),
+            ],
+        )  # fmt: skip
+
+    yield backend, pipeline, tmp_path, dataset, environment
+    backend.close()
+
+
+def reused(result) -> dict[str, bool]:
+    return {s.name: s.reused for s in result.steps}
+
+
+def step_row(backend: LocalBackend, run_id: str, step: str):
+    return backend.store.one(
+        "SELECT * FROM step_runs WHERE run_id=? AND step=?", (run_id, step)
+    )
+
+
+def output_of(backend: LocalBackend, run_id: str, step: str, name: str) -> Path:
+    return backend.ws.abs(json.loads(step_row(backend, run_id, step)["outputs"])[name])
+
+
+def test_arguments_are_bound_as_aml_binds_them(toy):
+    backend, pipeline, _, _, _ = toy
+    result = backend.run(pipeline(), {"alpha": 0.75})
+    assert result.status == "Completed"
+    argv_b = json.loads((output_of(backend, result.run_id, "b", "ob") / "argv.json").read_text())
+    bound = dict(zip(argv_b[::2], argv_b[1::2], strict=True))
+    assert bound["--alpha"] == "0.75"  # Param -> its value, as a string
+    assert Path(bound["--in_a"]) == output_of(backend, result.run_id, "a", "oa")  # producer's
+    assert Path(bound["--out"]) == output_of(backend, result.run_id, "b", "ob")  # fresh folder
+    argv_a = json.loads((output_of(backend, result.run_id, "a", "oa") / "argv.json").read_text())
+    data = Path(dict(zip(argv_a[::2], argv_a[1::2], strict=True))["--in_data"])
+    assert (data / "data.txt").read_text() == "rows v1"  # DatasetInput -> the version's files
+    assert data.is_relative_to(backend.ws.root / "datastores")
+    # the step ran from a snapshot of its folder, with its logs captured
+    step_dir = backend.ws.runs / result.run_id / "b"
+    assert (step_dir / "snapshot" / "main.py").exists()
+    assert (step_dir / "stdout.txt").exists() and (step_dir / "stderr.txt").exists()
+
+
+def test_second_run_reuses_every_step(toy):
+    backend, pipeline, *_ = toy
+    first = backend.run(pipeline())
+    second = backend.run(pipeline())
+    assert reused(first) == {"a": False, "b": False, "c": False}
+    assert reused(second) == {"a": True, "b": True, "c": True}
+    assert {s.reused_from for s in second.steps} == {f"{first.run_id}/{n}" for n in "abc"}
+    # downstream of a reused step reads the original outputs
+    assert "rows v1" in (output_of(backend, second.run_id, "c", "oc") / "data.txt").read_text()
+
+
+def test_changed_parameter_reruns_only_steps_that_depend_on_it(toy):
+    backend, pipeline, *_ = toy
+    backend.run(pipeline())
+    result = backend.run(pipeline(), {"alpha": 0.9})
+    assert reused(result) == {"a": True, "b": False, "c": False}
+    downstream = (output_of(backend, result.run_id, "c", "oc") / "data.txt").read_text()
+    assert "0.9" in downstream  # c saw b's new output
+
+
+def test_changed_step_source_reruns_that_step_and_downstream(toy):
+    backend, pipeline, tmp_path, *_ = toy
+    backend.run(pipeline())
+    with open(tmp_path / "steps" / "b" / "main.py", "a") as fh:
+        fh.write("# a harmless edit still changes the snapshot\n")
+    assert reused(backend.run(pipeline())) == {"a": True, "b": False, "c": False}
+
+
+def test_ignored_files_do_not_break_reuse(toy):
+    backend, pipeline, tmp_path, *_ = toy
+    backend.run(pipeline())
+    folder = tmp_path / "steps" / "a"
+    (folder / ".amlignore").write_text("notes.txt\n")
+    (folder / "notes.txt").write_text("scratch")
+    # adding .amlignore itself changes the snapshot once
+    assert reused(backend.run(pipeline()))["a"] is False
+    (folder / "notes.txt").write_text("more scratch")
+    assert reused(backend.run(pipeline()))["a"] is True
+
+
+def test_regenerate_outputs_runs_every_step(toy):
+    backend, pipeline, *_ = toy
+    backend.run(pipeline())
+    result = backend.run(pipeline(), regenerate_outputs=True)
+    assert reused(result) == {"a": False, "b": False, "c": False}
+    # and a plain run afterwards reuses again
+    assert all(reused(backend.run(pipeline())).values())
+
+
+def test_changed_environment_reruns_every_step_that_uses_it(toy):
+    backend, pipeline, tmp_path, _, environment = toy
+    backend.run(pipeline())
+    environment.conda_file.write_text("dependencies: [python=3.11, numpy]\n")
+    changes = backend.register_environments([environment], plan=False)
+    assert [(c.action, c.version) for c in changes] == [("updated", "2")]
+    assert reused(backend.run(pipeline())) == {"a": False, "b": False, "c": False}
+
+
+def test_changed_dataset_content_gets_a_new_version_and_reruns_from_prep(toy):
+    backend, pipeline, tmp_path, dataset, _ = toy
+    backend.run(pipeline())
+    unchanged = backend.register_datasets([dataset], plan=False)
+    assert [(c.action, c.version) for c in unchanged] == [("unchanged", "1")]
+    (tmp_path / "data" / "data.txt").write_text("rows v2")
+    changed = backend.register_datasets([dataset], plan=False)
+    assert [(c.action, c.version) for c in changed] == [("updated", "2")]
+    result = backend.run(pipeline())
+    assert reused(result) == {"a": False, "b": False, "c": False}
+    assert "rows v2" in (output_of(backend, result.run_id, "c", "oc") / "data.txt").read_text()
+    # version 1 is still there, unchanged
+    v1 = backend.store.asset("dataset", "toy-data", 1)
+    assert (backend.ws.abs(v1["path"]) / "data.txt").read_text() == "rows v1"
+
+
+def test_failing_step_fails_the_run_and_stops_downstream(toy):
+    backend, pipeline, *_ = toy
+    result = backend.run(pipeline(fail_in="b"))
+    assert result.status == "Failed"
+    statuses = {s.name: s.status for s in result.steps}
+    assert statuses == {"a": "Completed", "b": "Failed", "c": "NotStarted"}
+    assert "step 'b' failed (exit code 3)" in result.error
+    assert "something broke in main.py" in result.error  # the tail of the step's log
+    run = backend.store.one("SELECT * FROM runs WHERE run_id=?", (result.run_id,))
+    assert run["status"] == "Failed" and run["end_time"] is not None
+    assert step_row(backend, result.run_id, "b")["exit_code"] == 3
+    # a failed step is never reused: the fixed pipeline reruns b
+    assert reused(backend.run(pipeline())) == {"a": True, "b": False, "c": False}
+
+
+def test_plan_says_what_a_run_would_reuse_and_writes_nothing(toy):
+    backend, pipeline, *_ = toy
+    backend.run(pipeline())
+    runs_before = backend.store.one("SELECT COUNT(*) AS n FROM runs")["n"]
+    plan = dict(backend.plan_run(pipeline(), {"alpha": 0.1}))
+    assert plan["a"] is not None and plan["b"] is None and plan["c"] is None
+    assert backend.store.one("SELECT COUNT(*) AS n FROM runs")["n"] == runs_before
+
+
+def test_reuse_needs_the_original_outputs_to_still_exist(toy):
+    import shutil
+
+    backend, pipeline, *_ = toy
+    first = backend.run(pipeline())
+    shutil.rmtree(backend.ws.runs / first.run_id)
+    assert reused(backend.run(pipeline())) == {"a": False, "b": False, "c": False}
