@@ -300,7 +300,7 @@ def needs(config: Config, pipelines: Sequence[Pipeline]) -> list[preflight.Need]
         if ds.datastore:
             found.append(preflight.Need("datastore", ds.datastore, f"{file}: datasets.{ds.name}"))
     for sc in config.schedules:
-        if sc.datastore_trigger:
+        if sc.datastore_trigger and sc.enabled:
             found.append(
                 preflight.Need(
                     "datastore",

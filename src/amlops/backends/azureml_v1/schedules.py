@@ -74,8 +74,8 @@ def validate(
                 "set only DataPath parameters (read by a ScriptStep). Drop data_path_parameter "
                 "to rerun on the watched folder"
             )
-    if facts is None:
-        return
+    if facts is None or not sc.enabled:
+        return  # a disabled trigger may name a datastore that is not provisioned yet
     ds = facts.datastores.get(actual)
     if ds is None:
         raise ConfigError(f"{tk}.datastore: {trig.datastore!r} was not checked by preflight")

@@ -1,0 +1,57 @@
+"""Fixtures for the offline Azure ML v1 tests; the fakes and why each exists: aml_offline.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aml_offline import (
+    CONDA,
+    SUBSCRIPTION,
+    DryRun,
+    OfflineAssets,
+    _offline_classes,
+    write_step,
+)
+
+
+@pytest.fixture(scope="session")
+def workspace() -> Any:
+    from azureml.core import Workspace
+
+    offline_auth, offline_context = _offline_classes()
+    ws = Workspace(
+        SUBSCRIPTION, "rg-amlops-test", "mlw-amlops-test", auth=offline_auth(),
+        _disable_service_check=True,
+    )  # fmt: skip
+    ws._service_context = offline_context(
+        ws.subscription_id, ws.resource_group, ws.name, "ws-id", None, ws._auth
+    )
+    return ws
+
+
+@pytest.fixture
+def dry_run(workspace: Any) -> DryRun:
+    return DryRun(workspace)
+
+
+@pytest.fixture
+def assets(workspace: Any) -> OfflineAssets:
+    return OfflineAssets(workspace)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A throwaway repo root: conda file, step folders, and the package the wheel is built from."""
+    root = tmp_path / "repo"
+    write_step(root / "envs", {"test.yml": CONDA})
+    write_step(root / "steps" / "prep", {"main.py": "print('prep')\n"})
+    write_step(root / "steps" / "train", {"main.py": "print('train')\n"})
+    write_step(
+        root / "steps" / "score",
+        {"score.py": "def init():\n    pass\n\n\ndef run(b):\n    return b\n"},
+    )  # noqa: E501
+    write_step(root / "src" / "amlops", {"__init__.py": "", "runtime.py": "X = 1\n"})
+    (root / "pyproject.toml").write_text('[project]\nname = "amlops"\nversion = "0.1.0"\n')
+    return root
