@@ -129,22 +129,34 @@ def _base_args() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def outcomes(scratch) -> dict[tuple[str, str], set[str]]:
-    """Every case of CASES, four at a time: (variable, JSON of the value) -> rejected variables."""
+def outcomes(scratch) -> dict[tuple[str, str], bool]:
+    """(variable, JSON of a value) -> whether Terraform rejected it.
+
+    Validation rules only read their own variable, so one console run checks one case of
+    every variable at once: round i sets each variable to its i-th case.
+    """
     terraform = require_tool("terraform", path_fallback=True)
-    cases = [
-        (name, json.dumps(value)) for name, (good, bad) in CASES.items() for value in good + bad
+    per_variable = {
+        name: [json.dumps(v) for v in good + bad] for name, (good, bad) in CASES.items()
+    }
+    rounds = [
+        {name: values[i] for name, values in per_variable.items() if i < len(values)}
+        for i in range(max(len(values) for values in per_variable.values()))
     ]
 
-    def run(case: tuple[str, str]) -> set[str]:
-        name, literal = case
+    def run(case_round: dict[str, str]) -> set[str]:
         directory = scratch()
-        values = {**{k: json.dumps(v) for k, v in BASE.items()}, name: literal}
+        values = {**{k: json.dumps(v) for k, v in BASE.items()}, **case_round}
         (directory / "case.tfvars").write_text("".join(f"{k} = {v}\n" for k, v in values.items()))
-        return console(terraform, directory, ["-var-file=case.tfvars"], name)
+        return console(terraform, directory, ["-var-file=case.tfvars"], "network_mode")
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(cases, pool.map(run, cases), strict=True))
+        results = list(pool.map(run, rounds))
+    return {
+        (name, literal): name in rejected
+        for case_round, rejected in zip(rounds, results, strict=True)
+        for name, literal in case_round.items()
+    }
 
 
 def _params(accepted: bool):
@@ -155,14 +167,12 @@ def _params(accepted: bool):
 
 @pytest.mark.parametrize(("name", "value"), list(_params(accepted=True)))
 def test_validation_accepts(outcomes, name, value):
-    assert outcomes[(name, value)] == set(), f"{name} = {value} should be valid"
+    assert not outcomes[(name, value)], f"{name} = {value} should be valid"
 
 
 @pytest.mark.parametrize(("name", "value"), list(_params(accepted=False)))
 def test_validation_rejects(outcomes, name, value):
-    assert outcomes[(name, value)] == {name}, (
-        f"{name} = {value} should be rejected by its validation"
-    )
+    assert outcomes[(name, value)], f"{name} = {value} should be rejected by its validation"
 
 
 def test_every_validated_variable_has_cases(infra):
