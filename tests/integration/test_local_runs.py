@@ -78,9 +78,7 @@ def reused(result) -> dict[str, bool]:
 
 
 def step_row(backend: LocalBackend, run_id: str, step: str):
-    return backend.store.one(
-        "SELECT * FROM step_runs WHERE run_id=? AND step=?", (run_id, step)
-    )
+    return backend.store.one("SELECT * FROM step_runs WHERE run_id=? AND step=?", (run_id, step))
 
 
 def output_of(backend: LocalBackend, run_id: str, step: str, name: str) -> Path:

@@ -74,7 +74,11 @@ BAD_CONFIGS = [
     ),
     ("train task", _with("pipelines.train.task", "ranking"), "pipelines.train.task"),
     ("train target missing", _with("pipelines.train.target", ...), "pipelines.train.target"),
-    ("pipeline module missing", _with("pipelines.nope", {}), "no pipeline module pipelines/nope.py"),
+    (
+        "pipeline module missing",
+        _with("pipelines.nope", {}),
+        "no pipeline module pipelines/nope.py",
+    ),
     (
         "schedule for an unknown pipeline",
         _with("schedules", {"nightly": {"pipeline": "ghost", "recurrence": {"frequency": "Day"}}}),
@@ -165,7 +169,14 @@ def test_bad_arguments_exit_2(tmp_path, capsys, args, expected):
 def test_exit_code_and_single_line_from_a_real_process(tmp_path):
     file = _write(tmp_path, _with("pipelines.train.task", "ranking"))
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "deploy.py"), "--root", str(tmp_path), "--env", "bad"],
+        [
+            sys.executable,
+            str(REPO / "scripts" / "deploy.py"),
+            "--root",
+            str(tmp_path),
+            "--env",
+            "bad",
+        ],
         capture_output=True,
         text=True,
     )
