@@ -131,6 +131,8 @@ def _run_stage(
     models_before = {(m["name"], m["version"]) for m in backend.models()}
     for pipeline in pipelines:
         overrides = (parameters or {}).get(pipeline.name, {})
+        # A step with allow_reuse=False runs every time by design: that is not a change.
+        reusable = {s.name for s in pipeline.steps if s.allow_reuse}
         try:
             if plan:
                 decisions = backend.plan_run(
@@ -141,7 +143,9 @@ def _run_stage(
                     for n, o in decisions
                 ]
                 manifest.runs.append({"pipeline": pipeline.name, "run_id": None, "steps": steps})
-                manifest.changes += sum(not s["reused"] for s in steps)
+                manifest.changes += sum(
+                    not s["reused"] and s["name"] in reusable for s in steps
+                )
                 continue
             result = backend.run(
                 pipeline, overrides, regenerate_outputs=regenerate_outputs, tags=tags
@@ -149,7 +153,9 @@ def _run_stage(
         except SpecError as exc:
             raise ConfigError(f"{config.file}: pipelines.{pipeline.name}: {exc}") from None
         manifest.runs.append(_run_entry(result))
-        manifest.changes += sum(not s.reused for s in result.steps if s.status == "Completed")
+        manifest.changes += sum(
+            not s.reused and s.name in reusable for s in result.steps if s.status == "Completed"
+        )
         if result.status != "Completed":
             manifest.models = backend.models()
             raise RunFailed(f"pipeline {pipeline.name!r} run {result.run_id}: {result.error}")
