@@ -1,6 +1,5 @@
 resource "azurerm_machine_learning_workspace" "this" {
   #checkov:skip=CKV_AZURE_144:Public mode only (network_mode = "public"): deploy.py runs on GitHub-hosted runners, which reach the workspace over the internet with Entra ID tokens. Private mode turns public access off and adds a private endpoint.
-  #checkov:skip=CKV_AZURE_141:Customer-managed keys would add a Key Vault key, an identity and Azure-managed extra resources (Cosmos DB, Search) billed to the subscription; Microsoft-managed keys encrypt the workspace data at rest.
   name                    = "mlw-${local.base_name}"
   friendly_name           = "amlops ${var.environment}"
   description             = "Azure ML workspace for the amlops pipelines (${var.environment})."

@@ -25,6 +25,13 @@ provider "azurerm" {
       prevent_deletion_if_contains_resources = true
     }
 
+    application_insights {
+      # Otherwise Azure creates a "Failure Anomalies" smart detector rule next to the
+      # component that Terraform does not know about, and (with the resource group
+      # setting above) `terraform destroy` stops on it.
+      disable_generated_rule = true
+    }
+
     storage {
       # Every storage setting here is managed through ARM. In private mode the runner
       # cannot reach the data plane at all, so the provider must not try to.

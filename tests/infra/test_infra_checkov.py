@@ -17,6 +17,7 @@ from infra_hcl import INFRA_DIR, REPO_ROOT, require_tool
 
 SKIP_COMMENT = re.compile(r"checkov:skip=")
 VALID_SKIP = re.compile(r"^\s*#checkov:skip=(?P<id>CKV2?_AZURE_\d+):(?P<reason>.+)$")
+RESOURCE_HEADER = re.compile(r'^resource "(?P<type>\w+)" "(?P<name>\w+)" \{')
 MIN_REASON = 40  # characters: a sentence, not "n/a" or "not needed"
 
 
@@ -124,6 +125,25 @@ def test_every_skip_comment_is_well_formed():
         f"checkov config files can skip checks out of sight; use inline skips instead: {configs}"
     )
     assert not problems, "\n".join(problems)
+
+
+def test_every_inline_skip_matches_a_check_checkov_ran(checkov_report):
+    """A skip for a check that does not apply (wrong id, wrong resource) only misleads."""
+    skipped = {
+        (c["check_id"], c["resource"].split("[")[0])
+        for c in checkov_report["results"]["skipped_checks"]
+    }
+    stale = []
+    for path in sorted(INFRA_DIR.glob("*.tf")):
+        address = None
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if header := RESOURCE_HEADER.match(line):
+                address = f"{header['type']}.{header['name']}"
+            elif (match := VALID_SKIP.match(line)) and (match["id"], address) not in skipped:
+                stale.append(
+                    f"{path.name}:{number}: {match['id']} on {address} was not skipped by checkov"
+                )
+    assert not stale, "\n".join(stale)
 
 
 def test_checkov_run_fails_on_broken_hcl_and_insecure_resources(tmp_path):

@@ -85,6 +85,7 @@ def test_provider_features_decide_purge_behaviour(infra):
     assert key_vault["recover_soft_deleted_key_vaults"] is True
     assert sub_block(features, "resource_group")["prevent_deletion_if_contains_resources"] is True
     assert sub_block(features, "storage")["data_plane_available"] is False
+    assert sub_block(features, "application_insights")["disable_generated_rule"] is True
 
 
 def test_key_vault_is_rbac_with_purge_protection(infra):
