@@ -18,7 +18,11 @@ from amlops.backends.azureml_v1.register import (
     upload_source,
 )
 from amlops.backends.azureml_v1.schedules import Target, reconcile
-from amlops.backends.azureml_v1.terraform_outputs import TerraformSource, read_outputs
+from amlops.backends.azureml_v1.terraform_outputs import (
+    TerraformNotFound,
+    TerraformSource,
+    read_outputs,
+)
 from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change
 from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
 from amlops.errors import AmlopsError, ConfigError
@@ -66,7 +70,14 @@ class AzureMLv1Backend:
         from azureml.core import Workspace
 
         source = terraform or TerraformSource(dir=config.workspace.terraform_dir)
-        coords = resolve(config, read_outputs(source))
+        try:
+            outputs = read_outputs(source)
+        except TerraformNotFound:
+            if terraform is not None:
+                raise  # --tf-dir/--tf-state asked for Terraform explicitly
+            log.info("azureml_v1: terraform not found; coordinates from config and environment")
+            outputs = {}
+        coords = resolve(config, outputs)
         choice = auth.choose(config.workspace.auth)
         cred = auth.credential(choice, managed_identity_client_id=coords.managed_identity_client_id)
         log.info(

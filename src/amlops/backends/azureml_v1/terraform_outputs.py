@@ -12,6 +12,10 @@ from typing import Any
 from amlops.errors import ConfigError
 
 
+class TerraformNotFound(ConfigError):
+    """No terraform executable; callers may go on with config and environment variables."""
+
+
 @dataclass(frozen=True)
 class TerraformSource:
     """Where the outputs live: a root module folder, a state file, or both (state wins)."""
@@ -25,7 +29,7 @@ def terraform_binary(explicit: str | None = None) -> str:
     """The terraform executable to call; ConfigError naming where it was looked for."""
     candidate = explicit or os.environ.get("TERRAFORM_BIN") or shutil.which("terraform")
     if not candidate or not Path(candidate).is_file():
-        raise ConfigError(
+        raise TerraformNotFound(
             "terraform was not found (set TERRAFORM_BIN or put terraform on PATH; "
             "`make tools` installs one in .venv-tools/bin)"
         )
