@@ -371,7 +371,7 @@ def _stack_of(w: Worker) -> str:
     except ProcessLookupError:
         return "(the worker had already exited)"
     # faulthandler writes from the signal handler; wait until the dump stops growing.
-    end, text = time.monotonic() + 1.0, ""
+    end, text = time.monotonic() + 3.0, ""
     while time.monotonic() < end:
         time.sleep(0.05)
         try:
