@@ -1,0 +1,17 @@
+"""The CLI and the runner stay light: heavy libraries load only where they are used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("mlflow", "pandas", "sklearn", "azureml", "numpy")
+
+
+def test_cli_and_runner_import_nothing_heavy():
+    code = (
+        "import sys, amlops.cli, amlops.deploy, amlops.backends.local.backend, amlops.queries\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
