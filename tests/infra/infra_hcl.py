@@ -158,3 +158,14 @@ def require_tool(name: str, *, path_fallback: bool = False) -> str:
         "run `make tools` "
         "(or point AMLOPS_TOOLS_BIN at a bin directory that has it)."
     )
+
+
+def terraform_env() -> dict[str, str]:
+    """Environment for terraform: no version check-in calls, no prompts, no user CLI config."""
+    return {
+        **os.environ,
+        "CHECKPOINT_DISABLE": "1",
+        "TF_IN_AUTOMATION": "1",
+        "TF_INPUT": "0",
+        "TF_CLI_CONFIG_FILE": os.devnull,
+    }

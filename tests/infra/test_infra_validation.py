@@ -18,8 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from infra_hcl import INFRA_DIR, require_tool, top_blocks
-from test_infra_fmt import terraform_env
+from infra_hcl import INFRA_DIR, require_tool, terraform_env, top_blocks
 
 # Required variables without defaults get harmless values in every case.
 BASE = {"name_prefix": "amlops", "environment": "dev", "location": "westeurope"}
