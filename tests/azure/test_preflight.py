@@ -237,3 +237,32 @@ def test_disabled_trigger_datastore_is_not_required(project):
     assert all(n.value != "trigger" for n in needs(config, []))
     enabled = write_config(project, text.replace("enabled: false", "enabled: true"))
     assert any(n.value == "trigger" for n in needs(enabled, []))
+
+
+def test_connect_resolves_coordinates_then_stops_at_preflight(project, monkeypatch, caplog):
+    """connect(): config + env override + auth + preflight; a missing workspace changes nothing."""
+    from amlops.backends.azureml_v1 import AzureMLv1Backend
+    from amlops.backends.azureml_v1.terraform_outputs import TerraformSource
+
+    text = CONFIG.replace(
+        "  name: mlw-amlops-test\n", "  name: mlw-amlops-test\n  auth: service_principal\n"
+    )
+    config = write_config(project, text)
+    monkeypatch.setenv("AMLOPS_WORKSPACE_NAME", "mlw-other")
+    monkeypatch.setenv("AMLOPS_RESOURCE_GROUP", RG)
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "s3cr3t-never-logged")
+    monkeypatch.setenv("AZURE_CLIENT_ID", "client")
+    monkeypatch.setenv("AZURE_TENANT_ID", "tenant")
+    mgmt, adapter = client(routes())
+    transport = mgmt._client._pipeline._transport
+    caplog.set_level("INFO")
+    with pytest.raises(PreflightError, match="workspace 'mlw-other'.*workspace not found") as info:
+        AzureMLv1Backend.connect(
+            config,
+            plan=True,
+            terraform=TerraformSource(),  # nothing from Terraform: config and env only
+            credential=DummyCredential(),
+            mgmt_options={"transport": transport},
+        )
+    assert adapter.seen == [("GET", f"{BASE}/workspaces/mlw-other")]
+    assert "s3cr3t" not in caplog.text and "s3cr3t" not in str(info.value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from amlops.backends.azureml_v1 import auth, preflight
@@ -65,8 +65,14 @@ class AzureMLv1Backend:
         plan: bool,
         terraform: TerraformSource | None = None,
         pipelines: Sequence[Pipeline] = (),
+        credential: Any = None,
+        mgmt_options: Mapping[str, Any] | None = None,
     ) -> AzureMLv1Backend:
-        """Coordinates (Terraform < config < env), credentials, then read-only preflight."""
+        """Coordinates (Terraform < config < env), credentials, then read-only preflight.
+
+        ``pipelines`` lets preflight check node counts and datastores before any stage runs;
+        ``credential`` and ``mgmt_options`` (e.g. an azure-core ``transport``) are for tests.
+        """
         from azureml.core import Workspace
 
         source = terraform or TerraformSource(dir=config.workspace.terraform_dir)
@@ -78,16 +84,19 @@ class AzureMLv1Backend:
             log.info("azureml_v1: terraform not found; coordinates from config and environment")
             outputs = {}
         coords = resolve(config, outputs)
-        choice = auth.choose(config.workspace.auth)
-        cred = auth.credential(choice, managed_identity_client_id=coords.managed_identity_client_id)
-        log.info(
-            "azureml_v1: workspace %s (resource group %s) with %s auth (%s)",
-            coords.workspace_name,
-            coords.resource_group,
-            choice.mode,
-            choice.why,
-        )
-        client = preflight.mgmt_client(cred, coords.subscription_id)
+        cred = credential
+        if cred is None:
+            choice = auth.choose(config.workspace.auth)
+            mi_client_id = coords.managed_identity_client_id
+            cred = auth.credential(choice, managed_identity_client_id=mi_client_id)
+            log.info(
+                "azureml_v1: workspace %s (resource group %s) with %s auth (%s)",
+                coords.workspace_name,
+                coords.resource_group,
+                choice.mode,
+                choice.why,
+            )
+        client = preflight.mgmt_client(cred, coords.subscription_id, **(mgmt_options or {}))
         facts = preflight.preflight(client, coords, needs(config, pipelines))
         workspace = Workspace(
             coords.subscription_id,
