@@ -8,6 +8,12 @@ resource "azurerm_user_assigned_identity" "compute" {
 }
 
 locals {
+  # The workspace's system-assigned identity gets no grants here: the Azure ML resource
+  # provider assigns it the roles it needs on the linked storage account, key vault and
+  # registry when it creates the workspace (including Storage Blob Data Contributor for
+  # the identity-based system datastores). Declaring the same assignment again fails
+  # with RoleAssignmentExists.
+  #
   # One row per grant. Scopes are single resources (or single containers), never the
   # resource group or subscription; roles are the narrowest built-in ones that work.
   role_assignments = merge(
@@ -33,23 +39,6 @@ locals {
         scope        = azurerm_key_vault.this.id
         role         = "Key Vault Secrets User"
         principal_id = azurerm_user_assigned_identity.compute.principal_id
-        kind         = "ServicePrincipal"
-      }
-      # Identity-based system datastores (ml.tf): the workspace itself reads and writes
-      # workspaceblobstore (snapshots, outputs) without account keys.
-      workspace_storage_blob = {
-        scope        = azurerm_storage_account.this.id
-        role         = "Storage Blob Data Contributor"
-        principal_id = azurerm_machine_learning_workspace.this.identity[0].principal_id
-        kind         = "ServicePrincipal"
-      }
-      # workspacefilestore (code and notebook share) over Entra ID needs the
-      # "privileged" file role: it is the only one that grants SMB/REST access by
-      # OAuth without share-level ACLs.
-      workspace_storage_file = {
-        scope        = azurerm_storage_account.this.id
-        role         = "Storage File Data Privileged Contributor"
-        principal_id = azurerm_machine_learning_workspace.this.identity[0].principal_id
         kind         = "ServicePrincipal"
       }
     },

@@ -17,8 +17,8 @@ resource "azurerm_machine_learning_workspace" "this" {
   image_build_compute_name = local.private ? var.compute_cluster_name : null
 
   # The workspace's system identity is the one Azure ML uses for the system datastores
-  # and the studio; the resource provider grants it the control-plane roles it needs on
-  # the linked resources at creation. Data-plane roles are in identity.tf.
+  # and the studio; the resource provider grants it its roles on the linked resources
+  # at creation (see identity.tf for why Terraform does not repeat them).
   identity {
     type = "SystemAssigned"
   }
@@ -39,9 +39,6 @@ resource "azapi_update_resource" "workspace_datastore_auth" {
       systemDatastoresAuthMode = "identity"
     }
   }
-
-  # Switch only once the workspace identity holds its storage data roles.
-  depends_on = [azurerm_role_assignment.this]
 }
 
 locals {
@@ -53,7 +50,7 @@ locals {
 }
 
 # Credential-less datastores: no account key or SAS is stored. Jobs read and write as
-# the compute identity, the studio as the workspace identity (identity.tf).
+# the compute identity (identity.tf), the studio as the workspace identity.
 resource "azurerm_machine_learning_datastore_blobstorage" "data" {
   for_each = local.datastores
 

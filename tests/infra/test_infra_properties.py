@@ -192,7 +192,6 @@ def test_role_assignments_are_the_narrow_built_in_roles(infra):
     roles = set(re.findall(r'role\s*=\s*"([^"]+)"', text))
     assert roles == {
         "Storage Blob Data Contributor",
-        "Storage File Data Privileged Contributor",
         "AcrPull",
         "Key Vault Secrets User",
         "AzureML Data Scientist",
