@@ -56,9 +56,6 @@ def test_score_writes_one_keyed_prediction_per_row_with_the_production_model(tmp
         **os.environ,
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "AMLOPS_STEP_LOG_DIR": str(tmp_path / "log"),
-        # MLflow 3 refuses to load any sklearn model without it; the local runner sets it for
-        # models from the workspace's own registry.
-        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
     }
     # Artifacts of a sqlite-backed MLflow land under the cwd: keep them in tmp_path.
     setup = subprocess.run(
