@@ -24,7 +24,6 @@ locals {
   unique_name = "${var.name_prefix}${var.environment}${local.suffix}" # <= 19 characters
 
   resource_group_name = var.existing_resource_group_name == null ? azurerm_resource_group.this[0].name : data.azurerm_resource_group.existing[0].name
-  resource_group_id   = var.existing_resource_group_name == null ? azurerm_resource_group.this[0].id : data.azurerm_resource_group.existing[0].id
 
   tags = merge({ project = "amlops", environment = var.environment, managed-by = "terraform" }, var.tags)
 }

@@ -31,3 +31,18 @@ def test_terraform_fmt_is_clean():
         f"`terraform fmt -check -recursive infra` failed (run `terraform fmt -recursive infra`):\n"
         f"{result.stdout}{result.stderr}"
     )
+
+
+def test_terraform_fmt_check_catches_misformatting(tmp_path):
+    """The check above can fail: a misaligned argument makes `fmt -check` exit non-zero."""
+    terraform = require_tool("terraform", path_fallback=True)
+    (tmp_path / "main.tf").write_text("locals {\n  a = 1\n  bbb    = 2\n}\n", encoding="utf-8")
+    result = subprocess.run(
+        [terraform, "fmt", "-check", "-recursive", "-no-color", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=terraform_env(),
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "main.tf" in result.stdout

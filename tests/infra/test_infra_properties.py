@@ -321,3 +321,17 @@ def test_backend_is_partial_azurerm(infra):
     example = parse_text((INFRA_DIR / "backend.example.hcl").read_text(encoding="utf-8"))
     assert {"resource_group_name", "storage_account_name", "container_name", "key"} <= set(example)
     assert example["use_azuread_auth"] is True
+
+
+def test_no_unused_variables_or_locals(infra):
+    """Like tflint's terraform_unused_declarations: a dead input misleads whoever sets it."""
+    text = "\n".join(path.read_text(encoding="utf-8") for path in sorted(INFRA_DIR.glob("*.tf")))
+    unused = [
+        f"var.{block.labels[0]}"
+        for block in top_blocks(infra, "variable")
+        if not re.search(rf"\bvar\.{block.labels[0]}\b", text)
+    ]
+    unused += [
+        f"local.{name}" for name in locals_map(infra) if not re.search(rf"\blocal\.{name}\b", text)
+    ]
+    assert not unused, f"declared but never used: {unused}"
