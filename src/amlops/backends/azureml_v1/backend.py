@@ -192,7 +192,7 @@ class AzureMLv1Backend:
             if spec is None:
                 raise AmlopsError(
                     f"schedule stage: pipeline {name!r} was not built in this deploy; "
-                    "pass its spec to schedule(pipelines=...)"
+                    "pass the pipeline specs to connect(pipelines=...)"
                 )
             targets[name] = Target(endpoint.id if endpoint else None, parameter_kinds(spec))
         return reconcile(
