@@ -67,29 +67,19 @@ def test_score_writes_one_keyed_prediction_per_row_with_the_production_model(tmp
     )
     assert setup.returncode == 0, setup.stderr
     (tmp_path / "out").mkdir()
+    # One worker: this test is about the entry script; the driver's own tests cover parallelism.
+    options = (
+        "--entry_script score.py --mini_batch_size 4KB --error_threshold 1 "
+        "--output_action append_row --append_row_file_name predictions.txt "
+        "--process_count_per_node 1 --node_count 1 --run_invocation_timeout 60 --run_max_try 3"
+    ).split()
+    user_args = "--model_name diabetes-model --model_version production --key_column row_id"
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "amlops.parallel",
-            "--entry_script",
-            "score.py",
-            "--mini_batch_size",
-            "4KB",
-            "--error_threshold",
-            "1",
-            "--output_action",
-            "append_row",
-            "--append_row_file_name",
-            "predictions.txt",
-            "--process_count_per_node",
-            "2",
-            "--node_count",
-            "1",
-            "--run_invocation_timeout",
-            "60",
-            "--run_max_try",
-            "3",
+            *options,
             "--output",
             str(tmp_path / "out"),
             "--input",
@@ -97,13 +87,8 @@ def test_score_writes_one_keyed_prediction_per_row_with_the_production_model(tmp
             "--summary",
             str(tmp_path / "log" / "summary.json"),
             "--",
-            "--model_name",
-            "diabetes-model",
-            "--model_version",
-            "production",
-            "--key_column",
-            "row_id",
-        ],  # fmt: skip
+            *user_args.split(),
+        ],
         cwd=SCORE_DIR,
         env=env,
         capture_output=True,
