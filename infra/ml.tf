@@ -39,6 +39,11 @@ resource "azapi_update_resource" "workspace_datastore_auth" {
       systemDatastoresAuthMode = "identity"
     }
   }
+
+  lifecycle {
+    # A re-created workspace starts with the default (account keys) again.
+    replace_triggered_by = [azurerm_machine_learning_workspace.this.id]
+  }
 }
 
 locals {

@@ -7,7 +7,6 @@ import re
 import pytest
 from infra_hcl import (
     INFRA_DIR,
-    is_block,
     items,
     locals_map,
     one_resource,
@@ -204,20 +203,12 @@ def test_role_assignments_are_the_narrow_built_in_roles(infra):
 
 
 def test_private_mode_has_endpoints_for_every_dependency(infra):
-    endpoints_local = locals_map(infra)["private_endpoints"]
-    match = re.fullmatch(
-        r"\$\{local\.private \? (\{.*\}) : \{\}\}", endpoints_local, flags=re.DOTALL
+    endpoints = locals_map(infra)["private_endpoints"]
+    assert re.fullmatch(r"\$\{local\.private \? \{.*\} : \{\}\}", endpoints, flags=re.DOTALL), (
+        f"private_endpoints should be `local.private ? {{...}} : {{}}`: {endpoints!r}"
     )
-    assert match, (
-        f"private_endpoints should be `local.private ? {{...}} : {{}}`: {endpoints_local!r}"
-    )
-    source = (INFRA_DIR / "network.tf").read_text(encoding="utf-8")
-    targets = dict(
-        re.findall(r"resource_id = (azurerm_\w+)\.this\.id, subresource = \"(\w+)\"", source)
-    )
-    pairs = set(
-        re.findall(r"resource_id = (azurerm_\w+)\.this\.id, subresource = \"(\w+)\"", source)
-    )
+    pattern = r'resource_id = (azurerm_\w+)\.this\.id, subresource = "(\w+)"'
+    pairs = set(re.findall(pattern, endpoints))
     assert {
         ("azurerm_machine_learning_workspace", "amlworkspace"),
         ("azurerm_storage_account", "blob"),
@@ -225,10 +216,16 @@ def test_private_mode_has_endpoints_for_every_dependency(infra):
         ("azurerm_key_vault", "vault"),
         ("azurerm_container_registry", "registry"),
     } <= pairs, pairs
-    assert targets
     endpoint = one_resource(infra, "azurerm_private_endpoint", "this")
     assert endpoint["for_each"] == "${local.private_endpoints}"
-    assert is_block(endpoint["private_dns_zone_group"])
+    assert sub_block(endpoint, "private_dns_zone_group")["private_dns_zone_ids"]
+    zones = locals_map(infra)["private_dns_zones"]
+    for zone in (
+        "privatelink.api.azureml.ms",
+        "privatelink.blob.core.windows.net",
+        "privatelink.vaultcore.azure.net",
+    ):
+        assert zone in zones
 
 
 def test_private_mode_turns_public_access_off(infra):
