@@ -396,3 +396,11 @@ def test_clear_errors(tmp_path, case, code, message):
     if case == "init_fails":  # the real traceback, in the log and the summary
         assert "OSError: model not found" in r.stdout
         assert "OSError: model not found" in r.summary["error"]
+
+
+def test_an_empty_input_completes_with_an_empty_output_and_no_workers(tmp_path):
+    (tmp_path / "data").mkdir()
+    r = drive(tmp_path, ECHO, [f"data=file:{tmp_path / 'data'}"])
+    assert r.code == 0, r.stderr
+    assert (r.summary["items"], r.summary["mini_batches"], r.summary["workers"]) == (0, 0, 0)
+    assert (r.out_dir / "parallel_run_step.txt").read_text() == ""

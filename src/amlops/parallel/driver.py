@@ -118,6 +118,11 @@ class Driver:
             if not any(w.task for w in self.workers) and self.exhausted and not self.retry:
                 break
             if not self.workers:
+                # Nothing alive: start a worker only if there is still a mini-batch to give it.
+                task = self._next_task()
+                if task is None:
+                    continue
+                self.retry.appendleft(task)
                 self._spawn()
             self._wait()
             self._expire()
@@ -161,9 +166,9 @@ class Driver:
 
     def _wait(self) -> None:
         deadlines = [w.deadline for w in self.workers if w.deadline is not None]
-        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-        if timeout is not None:
-            timeout = min(timeout, self.progress.every)
+        timeout = self.progress.every  # wake up at least this often to report progress
+        if deadlines:
+            timeout = min(timeout, max(0.0, min(deadlines) - time.monotonic()))
         objects = [w.conn for w in self.workers] + [w.proc.sentinel for w in self.workers]
         ready = set(wait(objects, timeout))
         for w in list(self.workers):
