@@ -37,7 +37,8 @@ resource "azurerm_storage_account" "this" {
     bypass = ["AzureServices"]
   }
 
-  # User delegation SAS (the only SAS left without shared keys) expire within a day.
+  # Without shared keys only user delegation SAS remain; any valid for over a day is
+  # logged as a policy violation.
   sas_policy {
     expiration_period = "01.00:00:00"
     expiration_action = "Log"

@@ -1,6 +1,7 @@
 terraform {
-  # 1.9+: `validation` and `precondition` blocks as used here, and optional() defaults.
-  required_version = ">= 1.9, < 2.0"
+  # 1.2+: `nullable`, `precondition` and `replace_triggered_by`. Every validation rule
+  # reads only its own variable, so no newer language feature is needed.
+  required_version = ">= 1.2, < 2.0"
 
   required_providers {
     azurerm = {
