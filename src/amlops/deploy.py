@@ -143,9 +143,7 @@ def _run_stage(
                     for n, o in decisions
                 ]
                 manifest.runs.append({"pipeline": pipeline.name, "run_id": None, "steps": steps})
-                manifest.changes += sum(
-                    not s["reused"] and s["name"] in reusable for s in steps
-                )
+                manifest.changes += sum(not s["reused"] and s["name"] in reusable for s in steps)
                 continue
             result = backend.run(
                 pipeline, overrides, regenerate_outputs=regenerate_outputs, tags=tags
@@ -218,6 +216,10 @@ def render(manifest: Manifest) -> str:
                 lines.append(
                     "    " + ", ".join(f"{k} {summary[k]}" for k in _SUMMARY_KEYS if k in summary)
                 )
+                if summary.get("output_file"):
+                    lines.append(f"    output: {summary['output_file']}")
+        if run.get("folder"):
+            lines.append(f"  logs and outputs: {run['folder']}")
     if manifest.models:
         lines.append("models:")
         for m in manifest.models:
