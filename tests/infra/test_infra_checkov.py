@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -149,10 +150,12 @@ def test_every_inline_skip_matches_a_check_checkov_ran(checkov_report):
 def test_checkov_run_fails_on_broken_hcl_and_insecure_resources(tmp_path):
     """Proves both assertions above can fail: checkov exits 0 on broken HCL, so only the
     report's parse errors catch it; an unskipped insecure resource must show as failed."""
-    (tmp_path / "broken.tf").write_text(
+    copy = tmp_path / "infra"
+    shutil.copytree(INFRA_DIR, copy, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    (copy / "broken.tf").write_text(
         'resource "azurerm_resource_group" "x" {\n  name =\n}\n', encoding="utf-8"
     )
-    (tmp_path / "insecure.tf").write_text(
+    (copy / "insecure.tf").write_text(
         'resource "azurerm_container_registry" "bad" {\n'
         '  name                = "crbad"\n'
         '  location            = "westeurope"\n'
@@ -162,7 +165,7 @@ def test_checkov_run_fails_on_broken_hcl_and_insecure_resources(tmp_path):
         "}\n",
         encoding="utf-8",
     )
-    report = run_checkov(tmp_path)
+    report = run_checkov(copy)
     assert report["summary"]["parsing_errors"] == 1, report["summary"]
     assert any(p.endswith("broken.tf") for p in report["results"]["parsing_errors"])
     failed = {c["check_id"] for c in report["results"]["failed_checks"]}

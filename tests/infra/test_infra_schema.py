@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from infra_hcl import INFRA_DIR, parse_dir
+from infra_hcl import INFRA_DIR, HclParseError, parse_dir
 from infra_schema import ALLOWLIST_PATH, check, load_allowlist, load_schema
 
 
@@ -126,3 +126,11 @@ def test_checker_enforces_the_features_block(tmp_path, schema, allowlist):
     assert any(
         "provider.azurerm: features: missing required block 'features'" in e for e in errors
     ), errors
+
+
+def test_broken_hcl_is_a_parse_error(tmp_path):
+    """The `infra` fixture fails every HCL-reading test on a file python-hcl2 cannot parse."""
+    infra = _copy_infra(tmp_path)
+    (infra / "broken.tf").write_text('resource "azurerm_resource_group" "x" {\n  name =\n}\n')
+    with pytest.raises(HclParseError, match="broken.tf"):
+        parse_dir(infra)
