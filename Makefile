@@ -12,13 +12,13 @@ deploy: $(VENV)/.runtime
 	$(VENV)/bin/python scripts/deploy.py --env $(ENV)
 
 test: $(VENV)/.dev tools
-	$(VENV)/bin/ruff check src pipelines scripts tests benchmarks
-	$(VENV)/bin/ruff format --check src pipelines scripts tests benchmarks
+	$(VENV)/bin/ruff check src pipelines scripts tests benchmarks tools
+	$(VENV)/bin/ruff format --check src pipelines scripts tests benchmarks tools
 	AMLOPS_TOOLS_BIN=$(CURDIR)/$(TOOLS_VENV)/bin $(VENV)/bin/pytest -q tests
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check --fix src pipelines scripts tests benchmarks
-	$(VENV)/bin/ruff format src pipelines scripts tests benchmarks
+	$(VENV)/bin/ruff check --fix src pipelines scripts tests benchmarks tools
+	$(VENV)/bin/ruff format src pipelines scripts tests benchmarks tools
 
 tools: $(TOOLS_VENV)/.tools
 
