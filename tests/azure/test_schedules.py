@@ -257,3 +257,47 @@ def test_schedule_before_publish_says_so(workspace, dry_run, assets, project):
 def test_default_start_time_is_in_the_past_everywhere():
     now = datetime(2026, 3, 1, 0, 30, tzinfo=UTC)
     assert default_start_time(now) == "2026-02-28T00:00:00"
+
+
+def test_datapath_parameter_from_config_becomes_a_datapath(workspace, dry_run, assets, project):
+    text = """
+schedules:
+  hourly-ingest:
+    pipeline: ingest
+    parameters: {incoming: trigger/landing/today}
+    recurrence: {frequency: Hour, interval: 1}
+"""
+    assert summary(deploy(workspace, dry_run, assets, project, text)) == [
+        ("hourly-ingest", "created")
+    ]
+    [schedule] = stored(dry_run)
+    info = dry_run.caller._schedule_entities[schedule.id].pipeline_submission_info
+    path = info.data_path_assignments["incoming"]
+    assert (path.data_store_name, path.relative_path) == ("trigger", "landing/today")
+    assert info.parameter_assignments == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            NIGHTLY.replace("time_zone: UTC", "time_zone: Mars/Olympus"),
+            r"recurrence.time_zone: 'Mars/Olympus' is not an Azure ML time zone",
+        ),
+        (
+            "\nschedules:\n  s:\n    pipeline: batch\n    parameters: {scoring_data: a/b}\n"
+            "    recurrence: {frequency: Day, interval: 1}\n",
+            "read by a ParallelStep as a dataset parameter",
+        ),
+        (
+            "\nschedules:\n  s:\n    pipeline: ingest\n    parameters: {incoming: nopath}\n"
+            "    recurrence: {frequency: Day, interval: 1}\n",
+            r"parameters.incoming: takes 'datastore/path', got 'nopath'",
+        ),
+    ],
+)
+def test_bad_schedule_config_fails_even_in_a_plan(
+    workspace, dry_run, assets, project, text, message
+):
+    with pytest.raises(ConfigError, match=message):
+        deploy(workspace, dry_run, assets, project, text, plan=True)

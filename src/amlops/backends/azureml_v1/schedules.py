@@ -56,6 +56,19 @@ def validate(
                 f"{key}.parameters.{pname}: pipeline {sc.pipeline!r} has no such parameter "
                 f"(known: {known})"
             )
+        kind = target.parameter_kinds[pname]
+        value = sc.parameters[pname]
+        if kind == "dataset":
+            raise ConfigError(
+                f"{key}.parameters.{pname}: read by a ParallelStep as a dataset parameter, "
+                "which a v1 schedule cannot set from config"
+            )
+        if kind == "datapath" and (not isinstance(value, str) or "/" not in value):
+            raise ConfigError(f"{key}.parameters.{pname}: takes 'datastore/path', got {value!r}")
+    if sc.recurrence is not None:
+        from azureml.pipeline.core import TimeZone
+
+        _time_zone(sc, TimeZone)
     trig = sc.datastore_trigger
     if trig is None:
         return
@@ -216,7 +229,7 @@ def _reconcile_one(
         if s is not keep and s.status == "Active"
     ]
     description = f"{sc.description} [amlops:{fp}]".strip()
-    params = dict(sc.parameters) or None
+    params = (None if plan else _parameters(sc, target, datastore)) or None
     trig = sc.datastore_trigger
     if not sc.enabled:
         if keep is not None and keep.status == "Active":
@@ -267,6 +280,21 @@ def _reconcile_one(
     )
     changes.append(_record(UPDATED, sc, keep.id, fp))
     return changes
+
+
+def _parameters(
+    sc: ScheduleConfig, target: Target, datastore: Callable[[str], Any]
+) -> dict[str, Any]:
+    """Config values as v1 wants them: 'datastore/path' strings become DataPath objects."""
+    values: dict[str, Any] = {}
+    for name, value in sc.parameters.items():
+        if target.parameter_kinds.get(name) == "datapath":
+            from azureml.data.datapath import DataPath
+
+            store, _, path = str(value).partition("/")
+            value = DataPath(datastore=datastore(store), path_on_datastore=path)
+        values[name] = value
+    return values
 
 
 def _kind(s: Any) -> str:
