@@ -125,3 +125,14 @@ def test_missing_coordinate_names_every_source(project):
     assert "workspace.subscription_id is not set" in message
     assert "AMLOPS_SUBSCRIPTION_ID" in message and "--tf-dir" in message
     assert "\n" not in message
+
+
+def test_terraform_errors_become_one_line(tmp_path, caplog):
+    (tmp_path / "main.tf").write_text('variable "x" {\n  nullable = false\n}\n')
+    caplog.set_level("DEBUG")
+    with pytest.raises(ConfigError) as info:
+        read_outputs(TerraformSource(dir=tmp_path, binary=terraform_bin()))
+    message = str(info.value)
+    assert message.startswith(f"terraform output -json in {tmp_path} failed: Error: ")
+    assert "(on main.tf line 2" in message and "\n" not in message and "\x1b" not in message
+    assert "python_terraform" not in caplog.text  # no multi-line stderr dump in the log

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,15 +53,21 @@ def read_outputs(source: TerraformSource) -> dict[str, Any]:
         working_dir=str(source.dir or source.state.parent),  # type: ignore[union-attr]
         terraform_bin_path=terraform_binary(source.binary),
     )
-    options: dict[str, Any] = {"json": True}
+    from python_terraform import IsFlagged
+
+    options: dict[str, Any] = {"json": IsFlagged, "no_color": IsFlagged}
     if source.state is not None:
         options["state"] = str(source.state.resolve())
-    code, out, err = tf.output_cmd(**options)
+    # python-terraform logs the whole stderr at WARNING; the one line below is what people need.
+    quiet = logging.getLogger("python_terraform")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        code, out, err = tf.output_cmd(**options)
+    finally:
+        quiet.setLevel(level)
     if code != 0:
-        detail = (err or out or "").strip().splitlines()
-        raise ConfigError(
-            f"terraform output -json in {where} failed: {detail[-1] if detail else code}"
-        )
+        raise ConfigError(f"terraform output -json in {where} failed: {_first_error(err or out)}")
     try:
         raw = json.loads(out or "{}")
     except json.JSONDecodeError as exc:
@@ -70,3 +78,20 @@ def read_outputs(source: TerraformSource) -> dict[str, Any]:
         for name, body in raw.items()
         if isinstance(body, dict) and not body.get("sensitive")
     }
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_error(text: str) -> str:
+    """Terraform's first ``Error:`` line (boxes and colours stripped), and how many follow."""
+    lines = [ANSI.sub("", line).strip(" \u2502\u2577\u2575") for line in text.splitlines()]
+    errors = [i for i, line in enumerate(lines) if line.startswith("Error:")]
+    if not errors:
+        rest = [line for line in lines if line]
+        return rest[-1] if rest else "no output"
+    first = lines[errors[0]]
+    at = next((line for line in lines[errors[0] + 1 :] if line.startswith("on ")), None)
+    where = f" ({at.rstrip(':')})" if at else ""
+    more = f" and {len(errors) - 1} more errors" if len(errors) > 1 else ""
+    return first + where + more
