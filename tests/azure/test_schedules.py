@@ -301,3 +301,15 @@ def test_bad_schedule_config_fails_even_in_a_plan(
 ):
     with pytest.raises(ConfigError, match=message):
         deploy(workspace, dry_run, assets, project, text, plan=True)
+
+
+def test_a_disabled_schedule_stays_disabled_when_its_definition_changes(
+    workspace, dry_run, assets, project
+):
+    paused = NIGHTLY.replace("    pipeline: chain\n", "    pipeline: chain\n    enabled: false\n")
+    deploy(workspace, dry_run, assets, project, NIGHTLY)
+    assert ("nightly", "disabled") in summary(deploy(workspace, dry_run, assets, project, paused))
+    edited = paused.replace("hours: [2]", "hours: [5]")
+    assert ("nightly", "unchanged") in summary(deploy(workspace, dry_run, assets, project, edited))
+    nightly = next(s for s in stored(dry_run) if s.name == "nightly")
+    assert nightly.status == "Disabled"

@@ -98,12 +98,18 @@ class AzureMLv1Backend:
             )
         client = preflight.mgmt_client(cred, coords.subscription_id, **(mgmt_options or {}))
         facts = preflight.preflight(client, coords, needs(config, pipelines))
-        workspace = Workspace(
-            coords.subscription_id,
-            coords.resource_group,
-            coords.workspace_name,
-            auth=auth.azureml_auth(cred),
-        )
+        try:
+            workspace = Workspace(
+                coords.subscription_id,
+                coords.resource_group,
+                coords.workspace_name,
+                auth=auth.azureml_auth(cred),
+            )
+        except Exception as exc:  # azureml raises its own exception tree, often multi-line
+            raise AmlopsError(
+                f"opening workspace {coords.workspace_name!r} with azureml-core failed: "
+                f"{_first_line(exc)}"
+            ) from None
         backend = cls(
             workspace,
             config=config,
@@ -254,6 +260,8 @@ class AzureMLv1Backend:
         )
 
     def _compile(self, pipeline: Pipeline, fp: str) -> Any:
+        from azureml.exceptions import AzureMLException
+
         cached = self._compiled.get(pipeline.name)
         if cached and cached[0] == fp:
             return cached[1]
@@ -270,8 +278,11 @@ class AzureMLv1Backend:
         except (AmlopsError, ConfigError):
             raise
         except (ValueError, TypeError) as exc:
-            message = f"pipeline {pipeline.name!r}: Azure ML v1 rejects it: {exc}"
+            message = f"pipeline {pipeline.name!r}: Azure ML v1 rejects it: {_first_line(exc)}"
             raise ConfigError(message) from None
+        except AzureMLException as exc:
+            message = f"pipeline {pipeline.name!r}: building it failed: {_first_line(exc)}"
+            raise AmlopsError(message) from None
         self._compiled[pipeline.name] = (fp, aml)
         return aml
 
@@ -359,3 +370,11 @@ def _default_fingerprint(endpoint: Any) -> str | None:
 
 
 __all__ = ["AzureMLv1Backend", "TerraformSource", "needs"]
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "message", None) or exc).strip()
+    for line in text.splitlines():
+        if line.strip() and not line.strip().endswith(":"):
+            return line.strip()
+    return type(exc).__name__

@@ -232,9 +232,10 @@ def _reconcile_one(
     params = (None if plan else _parameters(sc, target, datastore)) or None
     trig = sc.datastore_trigger
     if not sc.enabled:
+        # Left as it is apart from its status: the definition is applied when re-enabled.
         if keep is not None and keep.status == "Active":
             changes.append(_disable(keep, plan, "enabled: false in config"))
-        elif keep is None or _marker(keep) == fp:
+        else:
             changes.append(Change("schedule", sc.name, UNCHANGED, detail={"status": "Disabled"}))
         return changes
     if keep is not None and keep.status == "Active" and _marker(keep) == fp:
