@@ -76,12 +76,14 @@ def publish_pipeline(
         # The same pipeline was published before (a revert): point the default back at it.
         version = max(earlier, key=int)
         if plan:
-            return Change("endpoint", name, UPDATED, version, {"fingerprint": fp, "reverts": True})
+            detail = {"url": endpoint.endpoint, "fingerprint": fp, "reverts": True}
+            return Change("endpoint", name, UPDATED, version, detail)
         endpoint.set_default_version(version)
         return _change(UPDATED, endpoint, versions[version], fp, reverts=True)
     if plan:
         next_version = str(max((int(v) for v in versions), default=-1) + 1)
-        return Change("endpoint", name, UPDATED, next_version, {"fingerprint": fp})
+        detail = {"url": endpoint.endpoint, "fingerprint": fp}
+        return Change("endpoint", name, UPDATED, next_version, detail)
     published = _publish(build(), name, pipeline.description, fp)
     endpoint.add_default(published)
     return _change(UPDATED, endpoint, published, fp)
