@@ -210,6 +210,8 @@ def _consume(item: InputRef | DatasetInput, b: _Bindings) -> Any:
     named = dataset.as_named_input(item.input_name)
     if isinstance(dataset, TabularDataset):
         return named  # tabular datasets have only direct mode in v1
+    if item.mode == "direct":
+        return named  # the step gets the dataset itself (Run.input_datasets)
     return named.as_download() if item.mode == "download" else named.as_mount()
 
 
