@@ -135,3 +135,16 @@ def test_private_wheel_is_reproducible_and_installable_metadata(project, tmp_pat
         metadata = zf.read(f"amlops-{version}.dist-info/METADATA").decode()
         assert f"Version: {version}" in metadata
         assert f"amlops-{version}.dist-info/RECORD" in names
+
+
+def test_steps_importing_the_runtime_get_the_wheel(workspace, dry_run, assets, project):
+    from aml_offline import chain_pipeline
+
+    (project / "steps" / "train" / "main.py").write_text("from amlops.runtime import X\n")
+    backend = make_backend(
+        workspace, write_config(project), assets, dry_run, pipelines=[chain_pipeline(project)]
+    )
+    [change] = backend.register_environments(backend.config.environments, plan=False)
+    assert change.detail["private_wheel"] is True and len(assets.wheels) == 1
+    pips = list(assets.environments["test-env"][0].python.conda_dependencies.pip_packages)
+    assert pips[-1] == f"https://storage.invalid/wheels/{assets.wheels[0].name}"

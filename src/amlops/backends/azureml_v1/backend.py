@@ -15,6 +15,7 @@ from amlops.backends.azureml_v1.register import (
     WorkspaceAssets,
     register_datasets,
     register_environments,
+    steps_needing_runtime,
     upload_source,
 )
 from amlops.backends.azureml_v1.schedules import Target, reconcile
@@ -45,8 +46,13 @@ class AzureMLv1Backend:
         facts: preflight.WorkspaceFacts | None = None,
         workflow_provider: Any = None,
         service_endpoint: str | None = None,
+        pipelines: Sequence[Pipeline] = (),
     ):
-        """Everything SDK-facing is passed in, so tests can give a dry-run provider."""
+        """Everything SDK-facing is passed in, so tests can give a dry-run provider.
+
+        ``pipelines`` are this deploy's specs: stages run alone (``--stage schedule``) need
+        them, and register uses them to see which environments need this project's runtime.
+        """
         self.workspace = workspace
         self.config = config
         self.assets = assets
@@ -54,7 +60,7 @@ class AzureMLv1Backend:
         self.facts = facts
         self.workflow_provider = workflow_provider
         self.service_endpoint = service_endpoint
-        self._pipelines: dict[str, Pipeline] = {}
+        self._pipelines: dict[str, Pipeline] = {p.name: p for p in pipelines}
         self._compiled: dict[str, tuple[str, Any]] = {}  # name -> (fingerprint, aml pipeline)
 
     @classmethod
@@ -116,8 +122,8 @@ class AzureMLv1Backend:
             assets=WorkspaceAssets(workspace),
             coordinates=coords,
             facts=facts,
+            pipelines=pipelines,
         )
-        backend._pipelines = {p.name: p for p in pipelines}
         return backend
 
     # -- stages -----------------------------------------------------------------------------
@@ -136,7 +142,10 @@ class AzureMLv1Backend:
     def register_environments(
         self, environments: Sequence[EnvironmentConfig], *, plan: bool
     ) -> list[Change]:
-        return register_environments(environments, self.assets, root=self.config.root, plan=plan)
+        runtime = steps_needing_runtime(self._pipelines.values(), self._default_environment())
+        return register_environments(
+            environments, self.assets, root=self.config.root, plan=plan, runtime_envs=runtime
+        )
 
     def build(self, pipelines: Sequence[Pipeline], *, plan: bool) -> list[Change]:
         """Fingerprint each pipeline and (not in a plan) compile it with the SDK and validate."""

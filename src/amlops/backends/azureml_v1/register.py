@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from amlops.backends.azureml_v1.wheel import build_wheel, source_hash
 from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change
 from amlops.config import DatasetConfig, EnvironmentConfig
-from amlops.content import hash_text, hash_tree
+from amlops.content import hash_text, hash_tree, walk_files
 from amlops.errors import AmlopsError, ConfigError
 
 DATASET_TAG = "amlops_fingerprint"
@@ -210,29 +210,53 @@ def upload_source(cfg: DatasetConfig, tmp: Path, where: str) -> Path:
     return cfg.path
 
 
+IMPORTS_RUNTIME = re.compile(r"^\s*(from|import)\s+amlops\b", re.MULTILINE)
+
+
+def steps_needing_runtime(pipelines: Sequence[Any], default_env: str | None) -> set[str]:
+    """Environments of steps whose scripts import ``amlops`` (the step runtime surface)."""
+    found: set[str] = set()
+    for pipeline in pipelines:
+        for step in pipeline.steps:
+            env = step.environment or default_env
+            if env is None or env in found:
+                continue
+            for rel, path in walk_files(step.source_dir):
+                if rel.endswith(".py") and IMPORTS_RUNTIME.search(path.read_text(errors="ignore")):
+                    found.add(env)
+                    break
+    return found
+
+
 def environment_definition(
-    cfg: EnvironmentConfig, root: Path, wheel_url: Callable[[Path], str], *, plan: bool
+    cfg: EnvironmentConfig,
+    root: Path,
+    wheel_url: Callable[[Path], str],
+    *,
+    plan: bool,
+    runtime: bool = False,
 ) -> tuple[Any, str, bool]:
     """The v1 Environment for ``cfg``, its fingerprint, and whether it carries our wheel.
 
-    A pip dependency named ``amlops`` in the conda file means "this project's runtime": it is
-    replaced by a private wheel built from src/amlops (uploaded only when registering).
+    This project's runtime goes in as a private wheel built from src/amlops (uploaded only
+    when registering) when ``runtime`` says a step needs it or the conda file lists ``amlops``
+    under pip (that entry is replaced: the package is not on any index).
     """
     from azureml.core import Environment
 
     env = Environment.from_conda_specification(cfg.name, str(cfg.conda_file))
     deps = env.python.conda_dependencies
-    wants_runtime = [p for p in deps.pip_packages if RUNTIME_PIP_RE.match(p.strip())]
+    listed = [p for p in deps.pip_packages if RUNTIME_PIP_RE.match(p.strip())]
+    wants_runtime = runtime or bool(listed)
     runtime_hash = source_hash(root) if wants_runtime else ""
     fp = hash_text(cfg.conda_file.read_text(), runtime_hash)[:16]
-    if wants_runtime:
-        for spec in wants_runtime:
-            deps.remove_pip_package(spec)
-        if not plan:
-            with tempfile.TemporaryDirectory(prefix="amlops-wheel-") as tmp:
-                deps.add_pip_package(wheel_url(build_wheel(root, Path(tmp))))
+    for spec in listed:
+        deps.remove_pip_package(spec)
+    if wants_runtime and not plan:
+        with tempfile.TemporaryDirectory(prefix="amlops-wheel-") as tmp:
+            deps.add_pip_package(wheel_url(build_wheel(root, Path(tmp))))
     env.environment_variables[ENV_FINGERPRINT_VAR] = fp
-    return env, fp, bool(wants_runtime)
+    return env, fp, wants_runtime
 
 
 def register_environments(
@@ -241,11 +265,15 @@ def register_environments(
     *,
     root: Path,
     plan: bool,
+    runtime_envs: set[str] | frozenset[str] = frozenset(),
 ) -> list[Change]:
     changes = []
     for cfg in environments:
+        needs = cfg.name in runtime_envs
         # Fingerprint first (cheap, no upload); build and upload the wheel only to register.
-        _, fp, runtime = environment_definition(cfg, root, assets.private_wheel_url, plan=True)
+        _, fp, runtime = environment_definition(
+            cfg, root, assets.private_wheel_url, plan=True, runtime=needs
+        )
         latest = assets.latest_environment(cfg.name)
         detail = {"conda_file": str(cfg.conda_file), "fingerprint": fp, "private_wheel": runtime}
         if latest is not None and latest.fingerprint == fp:
@@ -256,7 +284,9 @@ def register_environments(
             next_version = str(int(latest.version) + 1) if latest else "1"
             changes.append(Change("environment", cfg.name, action, next_version, detail))
             continue
-        env, _, _ = environment_definition(cfg, root, assets.private_wheel_url, plan=False)
+        env, _, _ = environment_definition(
+            cfg, root, assets.private_wheel_url, plan=False, runtime=needs
+        )
         registered = assets.register_environment(env)
         changes.append(Change("environment", cfg.name, action, registered.version, detail))
     return changes
