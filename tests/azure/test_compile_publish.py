@@ -184,17 +184,19 @@ def test_repo_pipelines_compile_and_publish(workspace, dry_run, assets, project)
     from amlops.config import load_config
 
     dev = load_config("dev", REPO)
-    backend = make_backend(workspace, dev, assets, dry_run)
-    backend.register_datasets(dev.datasets, plan=False)
-    backend.register_environments(dev.environments, plan=False)
     built = []
     for cfg in dev.pipelines:
         build = import_repo_pipeline(cfg.name)
         if build is None:
             pytest.fail(
-                f"config/dev.yml configures {cfg.name!r} but pipelines/{cfg.name}.py is missing"
+                f"config/dev.yml configures {cfg.name!r}; pipelines/{cfg.name}.py is missing"
             )
         built.append(build(cfg, dev.compute))
+    backend = make_backend(workspace, dev, assets, dry_run, pipelines=built)
+    backend.register_datasets(dev.datasets, plan=False)
+    [env] = backend.register_environments(dev.environments, plan=False)
+    # The repo's steps import amlops.runtime: their environment carries the private wheel.
+    assert env.detail["private_wheel"] is True and len(assets.wheels) == 1
     changes = backend.publish(built, plan=False)
     assert [c.action for c in changes] == ["created"] * len(built)
     by_name = {c.name: c for c in changes}
