@@ -114,7 +114,7 @@ def _not_found(exc: Exception) -> bool:
     if getattr(response, "status_code", None) == 404:
         return True
     text = str(exc).lower()
-    return "not exist" in text or "not found" in text
+    return any(s in text for s in ("code: 404", "not exist", "not found"))
 
 
 def _line(exc: Exception) -> str:

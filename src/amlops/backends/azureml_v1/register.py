@@ -297,7 +297,10 @@ def _not_found(exc: Exception) -> bool:
     if getattr(response, "status_code", None) == 404:
         return True
     text = str(exc).lower()
-    return any(s in text for s in ("not found", "cannot find", "does not exist", "no such"))
+    # Environment.get raises a bare Exception("... Code: 404 ..."); datasets say "Cannot find".
+    return any(
+        s in text for s in ("code: 404", "not found", "cannot find", "does not exist", "no such")
+    )
 
 
 def _line(exc: Exception) -> str:
