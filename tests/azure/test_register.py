@@ -148,3 +148,16 @@ def test_steps_importing_the_runtime_get_the_wheel(workspace, dry_run, assets, p
     assert change.detail["private_wheel"] is True and len(assets.wheels) == 1
     pips = list(assets.environments["test-env"][0].python.conda_dependencies.pip_packages)
     assert pips[-1] == f"https://storage.invalid/wheels/{assets.wheels[0].name}"
+
+
+def test_service_not_found_messages_are_recognised():
+    from azureml.exceptions import UserErrorException
+
+    from amlops.backends.azureml_v1.register import _not_found
+
+    # The exact texts azureml-core raises for a missing environment and a missing dataset.
+    assert _not_found(Exception("Error retrieving the environment definition. Code: 404\n: {}"))
+    assert _not_found(
+        UserErrorException('Cannot find dataset registered with name "x" in the workspace.')
+    )
+    assert not _not_found(Exception("Error retrieving the environment definition. Code: 403"))
