@@ -104,9 +104,16 @@ def run_deploy(args: argparse.Namespace) -> int:
     stages = resolve_stages(args.stage, cls.stages, cls.name)
     # Every input is checked before the backend opens: a bad one must leave nothing behind.
     pipelines = build_pipelines(config)
-    options = {}
+    options: dict[str, Any] = {}
     if config.workspace.backend != "local":
-        options = {"tf_dir": args.tf_dir, "tf_state": args.tf_state}
+        from amlops.backends.azureml_v1.terraform_outputs import TerraformSource
+
+        # Preflight checks node counts and datastores of exactly these pipelines.
+        options["pipelines"] = pipelines
+        if args.tf_dir or args.tf_state:
+            options["terraform"] = TerraformSource(dir=args.tf_dir, state=args.tf_state)
+    elif args.tf_dir or args.tf_state:
+        raise ConfigError(f"--tf-dir/--tf-state: --env {args.env} uses the local workspace")
     backend = open_backend(config, plan=args.plan, **options)
     started = time.time()
     failure: RunFailed | None = None
