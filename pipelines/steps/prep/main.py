@@ -6,6 +6,8 @@ from pathlib import Path
 
 from prep import clean, feature_types, read_table, split
 
+from amlops.runtime import mlflow_run
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -24,6 +26,11 @@ def main(argv: list[str] | None = None) -> None:
     test.to_csv(args.output / "test.csv", index=False)
     schema = {"target": args.target, "task": args.task, **feature_types(frame, args.target)}
     (args.output / "schema.json").write_text(json.dumps(schema, indent=2))
+    with mlflow_run():
+        import mlflow
+
+        mlflow.log_params({"target": args.target, "task": args.task, "seed": args.seed})
+        mlflow.log_metrics({"rows": len(frame), "rows_train": len(train), "rows_test": len(test)})
     print(f"prep: {len(frame)} rows -> train {len(train)}, test {len(test)}")
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 from train import Hyperparameters, train
 
+from amlops.runtime import mlflow_run
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -28,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
         pickle.dump(model, fh)
     shutil.copy(args.prepared / "schema.json", args.output / "schema.json")
     (args.output / "hyperparameters.json").write_text(json.dumps(vars(hp), indent=2))
+    with mlflow_run():
+        import mlflow
+
+        mlflow.log_params(vars(hp))
     print(f"train: fitted {type(model[-1]).__name__} with {vars(hp)}")
 
 
