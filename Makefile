@@ -8,7 +8,10 @@ ENV ?= local
 
 .PHONY: deploy test lint tools bench lock clean mlflow-ui
 
-deploy: $(VENV)/.runtime
+# The local workspace needs only the runtime; Azure environments need the azure extra too.
+DEPLOY_DEPS := $(if $(filter local,$(ENV)),$(VENV)/.runtime,$(VENV)/.dev)
+
+deploy: $(DEPLOY_DEPS)
 	$(VENV)/bin/python scripts/deploy.py --env $(ENV)
 
 test: $(VENV)/.dev tools
