@@ -95,10 +95,13 @@ def build(cfg: PipelineConfig, compute: str) -> Pipeline:
         inputs=[scoring_data],
         output=Output("predictions"),
         arguments=[
-            "--model_name", Param("model_name", settings.model_name),
-            "--model_version", Param("model_version", values["model_version"]),
-            "--key_column", settings.key_column,
-        ],  # fmt: skip
+            "--model_name",
+            Param("model_name", settings.model_name),
+            "--model_version",
+            Param("model_version", values["model_version"]),
+            "--key_column",
+            settings.key_column,
+        ],
         mini_batch_size=Param("mini_batch_size", values["mini_batch_size"]),
         error_threshold=Param("error_threshold", values["error_threshold"]),
         process_count_per_node=Param("process_count_per_node", values["process_count_per_node"]),
