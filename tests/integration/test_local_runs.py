@@ -209,3 +209,20 @@ def test_reuse_needs_the_original_outputs_to_still_exist(toy):
     first = backend.run(pipeline())
     shutil.rmtree(backend.ws.runs / first.run_id)
     assert reused(backend.run(pipeline())) == {"a": False, "b": False, "c": False}
+
+
+def test_missing_data_is_refused_before_a_run_exists(toy):
+    from amlops.errors import ConfigError
+    from amlops.spec import DataPathParam
+
+    backend, _, tmp_path, _, _ = toy
+    step = ScriptStep(
+        name="read",
+        source_dir=tmp_path / "steps" / "a",
+        script="main.py",
+        arguments=["--in_x", DataPathParam("incoming", "workspaceblobstore", "nowhere"),
+                   "--out", Output("o")],
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="parameter 'incoming': workspaceblobstore/nowhere"):
+        backend.run(Pipeline("reader", [step]))
+    assert backend.store.one("SELECT COUNT(*) AS n FROM runs")["n"] == 0

@@ -76,6 +76,14 @@ class Runner:
         values = pipeline.resolve_parameters(request.parameters)
         steps = pipeline.ordered_steps()
         env_hashes = {s.environment: self._environment_hash(s) for s in steps}
+        # Registered data and data paths are checked before the run exists, so bad input
+        # leaves no half-written run behind.
+        for step in steps:
+            for item in step.all_inputs():
+                if isinstance(item, DatasetInput):
+                    self._dataset_row(item, step)
+                elif isinstance(item, DataPathParam):
+                    self._datapath(item, values)
         run_id = new_run_id(pipeline.name)
         run_dir = self.ws.runs / run_id
         run_dir.mkdir(parents=True)
@@ -112,6 +120,9 @@ class Runner:
                     break
         except KeyboardInterrupt:
             status, error = CANCELED, "canceled by the user"
+            raise
+        except BaseException as exc:
+            status, error = FAILED, f"{type(exc).__name__}: {exc}"
             raise
         finally:
             with self.store.transaction() as db:
@@ -311,6 +322,11 @@ class Runner:
             path = self.ws.abs(row["path"])
             identity = hash_text("dataset", row["content_hash"])
             return ResolvedInput(path, props["kind"], identity, str(row["version"]))
+        path = self._datapath(item, values)
+        identity = hash_text("datapath", hash_tree(path, respect_ignore=False))
+        return ResolvedInput(path, item.kind, identity)
+
+    def _datapath(self, item: DataPathParam, values: dict[str, Any]) -> Path:
         datastore, _, rel = str(values[item.name]).partition("/")
         path = self.ws.datastore(datastore) / rel
         if not path.exists():
@@ -318,9 +334,7 @@ class Runner:
                 f"parameter {item.name!r}: {datastore}/{rel} does not exist in the local "
                 f"workspace (looked in {path})"
             )
-        return ResolvedInput(
-            path, item.kind, hash_text("datapath", hash_tree(path, respect_ignore=False))
-        )
+        return path
 
     def _dataset_row(self, item: DatasetInput, step: Step):
         if item.version == "latest":
