@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from amlops.errors import AmlopsError, ConfigError, RunFailed
+from amlops.spec import SpecError
 
 EXIT_USAGE = 2
 
@@ -104,6 +105,11 @@ def run_deploy(args: argparse.Namespace) -> int:
     stages = resolve_stages(args.stage, cls.stages, cls.name)
     # Every input is checked before the backend opens: a bad one must leave nothing behind.
     pipelines = build_pipelines(config)
+    for pipeline in pipelines:
+        try:
+            pipeline.resolve_parameters(parameters.get(pipeline.name))
+        except SpecError as exc:
+            raise ConfigError(f"--param: {exc}") from None
     options: dict[str, Any] = {}
     if config.workspace.backend != "local":
         from amlops.backends.azureml_v1.terraform_outputs import TerraformSource

@@ -154,6 +154,8 @@ def test_unknown_env_lists_the_available_ones(capsys):
         (["--param", "no-equals"], "--param 'no-equals'"),
         (["--param", "ghost.x=1"], "no pipeline 'ghost'"),
         (["--stage", "publish"], "--stage publish: not a stage of the local backend"),
+        (["--param", "train.epochs=3"], "--param: pipeline 'train' has no parameter 'epochs'"),
+        (["--param", "train.seed=abc"], "--param: parameter 'seed' takes int"),
     ],
 )
 def test_bad_arguments_exit_2(tmp_path, capsys, args, expected):
