@@ -139,3 +139,26 @@ def _counts(db: Path) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
         tables = ("assets", "pipelines", "runs", "step_runs")
         return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+def test_two_deploys_at_once_register_each_thing_once(repo_copy):
+    """Two real processes race to register and build on one workspace: one version each."""
+    command = [sys.executable, str(repo_copy / "scripts" / "deploy.py"), "--stage"]
+    procs = [
+        subprocess.Popen([*command, stage, "--json"], cwd=repo_copy, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for stage in ("register", "register")
+    ]  # fmt: skip
+    results = [p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in results]
+    with sqlite3.connect(repo_copy / ".amlops" / "metadata.db") as conn:
+        versions = conn.execute("SELECT kind, name, COUNT(*) FROM assets GROUP BY kind, name")
+        assert {(k, n): c for k, n, c in versions} == {
+            ("dataset", "diabetes"): 1,
+            ("dataset", "diabetes-scoring"): 1,
+            ("environment", "amlops-train"): 1,
+        }
+    created = [
+        d["action"] for out, _ in results for d in json.loads(out)["datasets"]
+    ]  # one process created each dataset, the other found it unchanged
+    assert sorted(created) == ["created", "created", "unchanged", "unchanged"]

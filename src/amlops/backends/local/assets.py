@@ -40,10 +40,8 @@ def register_dataset(
                 f"datastore {datastore!r} path {ds.datastore_path!r}"
             )
         _check_dataset_files(staging, ds, where)
-        if ds.upload and in_datastore is not None and not plan:
-            _upload(staging, in_datastore)
 
-    return _register(
+    change = _register(
         ws,
         store,
         kind="dataset",
@@ -53,6 +51,12 @@ def register_dataset(
         properties={"kind": ds.kind, "description": ds.description},
         plan=plan,
     )
+    if ds.upload and in_datastore is not None and not plan:
+        registered = ws.abs(store.asset("dataset", ds.name, int(change.version))["path"])
+        # Under the write lock: two deploys uploading to one path take turns.
+        with store.transaction():
+            _upload(registered, in_datastore)
+    return change
 
 
 def register_environment(
@@ -92,42 +96,55 @@ def _register(
         fill(staging)
         content_hash = hash_tree(staging, respect_ignore=False)
         latest = store.latest_asset(kind, name)
-        if latest is not None and latest["content_hash"] == content_hash:
-            return Change(kind, name, UNCHANGED, str(latest["version"]))
-        version = 1 if latest is None else latest["version"] + 1
-        action = CREATED if latest is None else UPDATED
-        detail = {"content_hash": content_hash[:12]}
-        if plan:
-            return Change(kind, name, action, str(version), detail)
-        target = home / str(version)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # rename is atomic: a crash leaves either no folder or a complete one, and the row
-        # is only written once the files are in place.
-        if target.exists():  # left by a crash between rename and insert
-            shutil.rmtree(target)
-        staging.rename(target)
-        try:
-            with store.transaction() as db:
+        if plan or (latest is not None and latest["content_hash"] == content_hash):
+            return decide_version(kind, name, content_hash, _latest(latest))
+        # Decide and commit under the write lock, so two deploys registering the same
+        # asset at once get one version, not two folders racing for the same number.
+        with store.transaction() as db:
+            change = decide_version(
+                kind, name, content_hash, _latest(store.latest_asset(kind, name))
+            )
+            if change.action == UNCHANGED:
+                return change
+            target = home / str(change.version)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():  # no row names it: left by a crash before the insert
+                shutil.rmtree(target)
+            staging.rename(target)
+            try:
                 store.insert_asset(
-                    db, kind, name, version, content_hash, ws.rel(target), properties
+                    db, kind, name, int(change.version), content_hash, ws.rel(target), properties
                 )
-        except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
-            raise
-        return Change(kind, name, action, str(version), detail)
+            except BaseException:
+                shutil.rmtree(target, ignore_errors=True)
+                raise
+        return change
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _upload(staging: Path, target: Path) -> None:
+def decide_version(kind: str, name: str, digest: str, latest: tuple[int, str] | None) -> Change:
+    """The same digest as the latest (version, digest) is unchanged; anything else is next."""
+    if latest is not None and latest[1] == digest:
+        return Change(kind, name, UNCHANGED, str(latest[0]))
+    version = 1 if latest is None else latest[0] + 1
+    action = CREATED if latest is None else UPDATED
+    return Change(kind, name, action, str(version), {"digest": digest[:12]})
+
+
+def _latest(row) -> tuple[int, str] | None:
+    return None if row is None else (row["version"], row["content_hash"])
+
+
+def _upload(source: Path, target: Path) -> None:
     """Mirror the files to their datastore path, as Azure's upload does, only if they differ."""
     if target.exists() and hash_tree(target, respect_ignore=False) == hash_tree(
-        staging, respect_ignore=False
+        source, respect_ignore=False
     ):
         return
     fresh = target.with_name(target.name + ".uploading")
     shutil.rmtree(fresh, ignore_errors=True)
-    shutil.copytree(staging, fresh)
+    shutil.copytree(source, fresh)
     old = target.with_name(target.name + ".old")
     if target.exists():
         target.rename(old)

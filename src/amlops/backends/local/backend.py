@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change, RunResult
-from amlops.backends.local.assets import register_dataset, register_environment
+from amlops.backends.base import Change, RunResult
+from amlops.backends.local.assets import decide_version, register_dataset, register_environment
 from amlops.backends.local.runner import Runner, RunRequest
 from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import LocalWorkspace
@@ -57,28 +57,28 @@ class LocalBackend:
         for pipeline in pipelines:
             document = pipeline_document(pipeline)
             fingerprint = document_fingerprint(document)
-            latest = self.store.latest_pipeline(pipeline.name)
-            if latest is not None and latest["fingerprint"] == fingerprint:
-                changes.append(Change("pipeline", pipeline.name, UNCHANGED, str(latest["version"])))
+            change = decide_version("pipeline", pipeline.name, fingerprint, self._latest(pipeline))
+            if plan or not change.changed:
+                changes.append(change)
                 continue
-            version = 1 if latest is None else latest["version"] + 1
-            action = CREATED if latest is None else UPDATED
-            if not plan:
-                with self.store.transaction() as db:
+            with self.store.transaction() as db:  # re-read under the write lock: no races
+                change = decide_version(
+                    "pipeline", pipeline.name, fingerprint, self._latest(pipeline)
+                )
+                if change.changed:
                     db.execute(
                         "INSERT INTO pipelines VALUES (?, ?, ?, ?, ?)",
-                        (pipeline.name, version, fingerprint, json.dumps(document), time.time()),
-                    )
-            changes.append(
-                Change(
-                    "pipeline",
-                    pipeline.name,
-                    action,
-                    str(version),
-                    {"fingerprint": fingerprint[:12]},
-                )
-            )
+                        (
+                            pipeline.name, int(change.version), fingerprint,
+                            json.dumps(document), time.time(),
+                        ),
+                    )  # fmt: skip
+            changes.append(change)
         return changes
+
+    def _latest(self, pipeline: Pipeline) -> tuple[int, str] | None:
+        row = self.store.latest_pipeline(pipeline.name)
+        return None if row is None else (row["version"], row["fingerprint"])
 
     # --- run -----------------------------------------------------------------------------------
 
