@@ -151,26 +151,17 @@ class Runner:
         decisions: list[tuple[str, str | None]] = []
         for step in pipeline.ordered_steps():
             try:
-                inputs = {
-                    i: self._resolve_input(i, values, produced, step) for i in step.all_inputs()
-                }
-                env_hash = self._environment_hash(step)
+                _, fingerprint, original = self._decide(
+                    step, values, self._environment_hash(step), produced, request
+                )
             except ConfigError:
                 # Not registered yet (the register stage would create it): this step, and
                 # so everything downstream, would run.
                 fingerprint, original = secrets.token_hex(16), None
-            else:
-                fingerprint = _fingerprint(
-                    step, hash_tree(step.source_dir), values, env_hash, inputs
-                )
-                original = None
-                if step.allow_reuse and not request.regenerate_outputs:
-                    original = self._reusable(fingerprint)
             # Downstream steps only need the identity of what this step would produce.
             outputs = {o.name: Path(o.name) for o in step.all_outputs()}
             produced[step.name] = _Produced(fingerprint, outputs)
-            origin = f"{original['run_id']}/{original['step']}" if original else None
-            decisions.append((step.name, origin))
+            decisions.append((step.name, _origin(original)))
         return decisions
 
     # --- one step --------------------------------------------------------------------------
@@ -188,30 +179,29 @@ class Runner:
         request: RunRequest,
     ) -> StepResult:
         step_dir = run_dir / step.name
-        inputs = {i: self._resolve_input(i, values, produced, step) for i in step.all_inputs()}
-        source_hash = hash_tree(step.source_dir)
-        fingerprint = _fingerprint(step, source_hash, values, env_hashes[step.environment], inputs)
+        inputs, fingerprint, original = self._decide(
+            step, values, env_hashes[step.environment], produced, request
+        )
         prefix = f"[{index}/{total}] {step.name}"
 
-        if step.allow_reuse and not request.regenerate_outputs:
-            original = self._reusable(fingerprint)
-            if original is not None:
-                outputs = {k: self.ws.abs(v) for k, v in json.loads(original["outputs"]).items()}
-                origin = f"{original['run_id']}/{original['step']}"
-                with self.store.transaction() as db:
-                    db.execute(
-                        "UPDATE step_runs SET status=?, fingerprint=?, reused_from=?, outputs=?,"
-                        " summary=?, start_time=?, end_time=?, exit_code=0"
-                        " WHERE run_id=? AND step=?",
-                        (
-                            COMPLETED, fingerprint, origin, original["outputs"],
-                            original["summary"], time.time(), time.time(), run_id, step.name,
-                        ),
-                    )  # fmt: skip
-                produced[step.name] = _Produced(fingerprint, outputs)
-                self._say(f"{prefix}: reused from {origin}")
-                summary = json.loads(original["summary"]) if original["summary"] else None
-                return StepResult(step.name, COMPLETED, True, origin, 0, 0.0, summary=summary)
+        if original is not None:
+            outputs = {k: self.ws.abs(v) for k, v in json.loads(original["outputs"]).items()}
+            origin = _origin(original)
+            with self.store.transaction() as db:
+                now = time.time()
+                db.execute(
+                    "UPDATE step_runs SET status=?, fingerprint=?, reused_from=?, outputs=?,"
+                    " summary=?, start_time=?, end_time=?, exit_code=0"
+                    " WHERE run_id=? AND step=?",
+                    (
+                        COMPLETED, fingerprint, origin, original["outputs"],
+                        original["summary"], now, now, run_id, step.name,
+                    ),
+                )  # fmt: skip
+            produced[step.name] = _Produced(fingerprint, outputs)
+            self._say(f"{prefix}: reused from {origin}")
+            summary = json.loads(original["summary"]) if original["summary"] else None
+            return StepResult(step.name, COMPLETED, True, origin, 0, 0.0, summary=summary)
 
         snapshot(step.source_dir, step_dir / "snapshot")
         outputs = {o.name: step_dir / "outputs" / o.name for o in step.all_outputs()}
@@ -300,6 +290,22 @@ class Runner:
 
     # --- resolution ------------------------------------------------------------------------
 
+    def _decide(
+        self,
+        step: Step,
+        values: dict[str, Any],
+        env_hash: str,
+        produced: dict[str, _Produced],
+        request: RunRequest,
+    ) -> tuple[dict[Any, ResolvedInput], str, Any]:
+        """The step's bound inputs, its fingerprint, and the earlier step run it may reuse."""
+        inputs = {i: self._resolve_input(i, values, produced, step) for i in step.all_inputs()}
+        fingerprint = _fingerprint(step, hash_tree(step.source_dir), values, env_hash, inputs)
+        original = None
+        if step.allow_reuse and not request.regenerate_outputs:
+            original = self._reusable(fingerprint)
+        return inputs, fingerprint, original
+
     def _resolve_input(
         self,
         item: InputRef | DatasetInput | DataPathParam,
@@ -372,6 +378,10 @@ class Runner:
 
     def _say(self, line: str) -> None:
         print(line, file=self.progress, flush=True)
+
+
+def _origin(row) -> str | None:
+    return f"{row['run_id']}/{row['step']}" if row is not None else None
 
 
 def _fingerprint(
