@@ -141,6 +141,7 @@ class DatasetInput:
 
 
 Argument = str | int | float | Param | DataPathParam | Output | InputRef | DatasetInput
+ARGUMENT_TYPES = (str, int, float, Param, DataPathParam, Output, InputRef, DatasetInput)
 Input = InputRef | DatasetInput | DataPathParam
 IntOrParam = int | Param
 
@@ -163,12 +164,11 @@ class _StepBase:
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
         for arg in self.arguments:
-            if not isinstance(arg, str | int | float | Param | DataPathParam | Output | InputRef):
-                if not isinstance(arg, DatasetInput):
-                    raise SpecError(
-                        f"step {self.name!r}: argument {arg!r} is not a str, number, Param, "
-                        "DataPathParam, Output, input or DatasetInput"
-                    )
+            if not isinstance(arg, ARGUMENT_TYPES):
+                raise SpecError(
+                    f"step {self.name!r}: argument {arg!r} is not a str, number, Param, "
+                    "DataPathParam, Output, input or DatasetInput"
+                )
         for item in self.inputs:
             if not isinstance(item, InputRef | DatasetInput | DataPathParam):
                 raise SpecError(f"step {self.name!r}: input {item!r} is not an input")
