@@ -218,7 +218,7 @@ def render(manifest: Manifest) -> str:
                 )
                 if summary.get("output_file"):
                     lines.append(f"    output: {summary['output_file']}")
-        if run.get("folder"):
+        if run.get("folder") and not all(s["reused"] for s in run["steps"]):
             lines.append(f"  logs and outputs: {run['folder']}")
     if manifest.models:
         lines.append("models:")
