@@ -154,6 +154,10 @@ def parallel(work: Path, data: Path, workers: int, script: str, kind: str, size:
     elapsed, rss, cpu = timed(cmd, run_dir / "src")
     summary = json.loads((run_dir / "summary.json").read_text())
     shutil.rmtree(run_dir)
+    # Workers fork from the driver's fork server, so the driver's wait4() does not see them;
+    # they report their own peak RSS and CPU time in the summary.
+    rss = max(rss, summary["peak_rss_mb"]["worker_max"])
+    cpu += summary["cpu_s"]["workers"]
     return elapsed, rss, cpu, summary
 
 

@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 
 from amlops.parallel.batching import InputError
-from amlops.parallel.driver import Driver, StepFailed, peak_rss_mb, prepare
+from amlops.parallel.driver import Driver, StepFailed, prepare, resources
 from amlops.parallel.options import Options, parse, summary_path_of
 from amlops.parallel.summary import Tally, document, render
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             output_file=None,
             failures_file=None,
             settings={},
-            peak_rss_mb=peak_rss_mb(),
+            **resources([]),
         )
         _write(summary_path_of(argv), doc)
         return 2
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         output_file=output_file,
         failures_file=str(driver.failures_path),
         settings=_settings(opts, kind, size),
-        peak_rss_mb=peak_rss_mb(),
+        **resources(driver.usages),
     )
     _write(opts.summary, doc)
     print(render(doc, driver.first_failure), flush=True)

@@ -66,6 +66,7 @@ class Worker:
     task: Task | None = None
     deadline: float | None = None
     killed: bool = False  # by the driver, after a timeout
+    usage: tuple[float, float] = (0.0, 0.0)  # peak RSS MiB, CPU s: its last report
 
 
 def prepare(opts: Options) -> tuple[list[tuple[InputSpec, list[str]]], str, int]:
@@ -103,8 +104,14 @@ class Driver:
         self.staged_output = os.path.join(self.staging, "output")
         self.out = open(self.staged_output, "ab") if self.write_output else None  # noqa: SIM115
         self.progress = Progress(self.estimate)
-        self.ctx = multiprocessing.get_context("spawn")
+        # Workers fork from a single-threaded fork server that has already imported pandas
+        # (what every tabular run() gets), instead of each importing it again from scratch.
+        self.ctx = multiprocessing.get_context("forkserver")
+        self.ctx.set_forkserver_preload(
+            ["amlops.parallel.worker"] + (["pandas"] if kind == "tabular" else [])
+        )
         self.spawned = 0
+        self.usages: list[tuple[float, float]] = []  # of workers that have ended
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -189,6 +196,8 @@ class Driver:
 
     def _on_message(self, w: Worker, msg: tuple) -> None:
         kind = msg[0]
+        if kind in ("done", "error"):
+            w.usage = msg[-1]
         if kind == "ready":
             w.ready = True
         elif kind == "fatal":
@@ -209,6 +218,7 @@ class Driver:
 
     def _on_exit(self, w: Worker) -> None:
         self.workers.remove(w)
+        self.usages.append(w.usage)
         w.conn.close()
         w.proc.join()
         if not w.ready and not w.killed:
@@ -358,6 +368,7 @@ class Driver:
                 w.proc.kill()
                 w.proc.join()
             w.conn.close()
+            self.usages.append(w.usage)
         self.workers = []
         if self.out is not None:
             self.out.close()
@@ -400,8 +411,16 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def peak_rss_mb() -> dict[str, float]:
-    """Peak resident memory of the driver and of the largest worker, in MiB (Linux: KiB)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"driver": round(own, 1), "worker_max": round(kids, 1)}
+def resources(workers: list[tuple[float, float]]) -> dict[str, dict[str, float]]:
+    """Peak resident memory (MiB) and CPU seconds of the driver and of the workers."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "peak_rss_mb": {
+            "driver": round(own.ru_maxrss / 1024, 1),
+            "worker_max": round(max((rss for rss, _ in workers), default=0.0), 1),
+        },
+        "cpu_s": {
+            "driver": round(own.ru_utime + own.ru_stime, 2),
+            "workers": round(sum(cpu for _, cpu in workers), 2),
+        },
+    }

@@ -91,6 +91,7 @@ def document(
     failures_file: str,
     settings: dict[str, object],
     peak_rss_mb: dict[str, float],
+    cpu_s: dict[str, float],
 ) -> dict[str, object]:
     """The summary JSON the runner stores in the run record."""
     elapsed = t.elapsed()
@@ -112,6 +113,7 @@ def document(
         "output_file": output_file,
         "failures_file": failures_file,
         "peak_rss_mb": peak_rss_mb,
+        "cpu_s": cpu_s,
         "settings": settings,
     }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import faulthandler
 import importlib.util
 import os
+import resource
 import signal
 import sys
 import traceback
@@ -88,7 +89,7 @@ def main(
     dump_path: str,
     write_output: bool,
 ) -> None:
-    """Worker process body (the target of a spawned multiprocessing.Process)."""
+    """Worker process body (the target of a multiprocessing.Process)."""
     # AML entry scripts read their arguments with argparse in init().
     sys.argv = [entry_script, *user_args]
     try:
@@ -136,6 +137,13 @@ def _process(conn, run, mb: MiniBatch, attempt: int, entry_script, staging, writ
         conn.send(("fatal", 1, str(exc)))
         return
     except Exception as exc:  # noqa: BLE001 - a failing mini-batch, reported with its traceback
-        conn.send(("error", mb.id, attempt, n_items, _user_traceback(exc)))
+        conn.send(("error", mb.id, attempt, n_items, _user_traceback(exc), usage()))
         return
-    conn.send(("done", mb.id, attempt, n_items, n_returned))
+    conn.send(("done", mb.id, attempt, n_items, n_returned, usage()))
+
+
+def usage() -> tuple[float, float]:
+    """This worker's peak RSS (MiB) and CPU seconds so far. Workers are not the driver's
+    children (they fork from a fork server), so they report their own."""
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_maxrss / 1024, u.ru_utime + u.ru_stime
