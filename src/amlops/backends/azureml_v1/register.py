@@ -69,12 +69,9 @@ class WorkspaceAssets:
     def latest_dataset(self, name: str) -> Registered | None:
         from azureml.core import Dataset
 
-        try:
-            ds = Dataset.get_by_name(self.workspace, name)
-        except Exception as exc:
-            if _not_found(exc):
-                return None
-            raise AmlopsError(f"reading dataset {name!r} failed: {_line(exc)}") from None
+        ds = _get_or_none(lambda: Dataset.get_by_name(self.workspace, name), f"dataset {name!r}")
+        if ds is None:
+            return None
         return Registered(name, str(ds.version), (ds.tags or {}).get(DATASET_TAG))
 
     def register_dataset(
@@ -108,12 +105,9 @@ class WorkspaceAssets:
     def latest_environment(self, name: str) -> Registered | None:
         from azureml.core import Environment
 
-        try:
-            env = Environment.get(self.workspace, name)
-        except Exception as exc:
-            if _not_found(exc):
-                return None
-            raise AmlopsError(f"reading environment {name!r} failed: {_line(exc)}") from None
+        env = _get_or_none(lambda: Environment.get(self.workspace, name), f"environment {name!r}")
+        if env is None:
+            return None
         return Registered(
             name, str(env.version), env.environment_variables.get(ENV_FINGERPRINT_VAR)
         )
@@ -290,6 +284,16 @@ def register_environments(
         registered = assets.register_environment(env)
         changes.append(Change("environment", cfg.name, action, registered.version, detail))
     return changes
+
+
+def _get_or_none(fetch: Callable[[], Any], what: str) -> Any:
+    """The asset ``fetch`` reads, None when the service says it does not exist."""
+    try:
+        return fetch()
+    except Exception as exc:
+        if _not_found(exc):
+            return None
+        raise AmlopsError(f"reading {what} failed: {_line(exc)}") from None
 
 
 def _not_found(exc: Exception) -> bool:
