@@ -62,6 +62,30 @@ CREATE INDEX IF NOT EXISTS step_runs_fingerprint ON step_runs (fingerprint, stat
 """
 
 
+BUSY_TIMEOUT = 30.0
+
+
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """Set WAL mode, waiting out other processes that are doing the same.
+
+    Changing the journal mode of a new database needs an exclusive lock that SQLite does
+    not wait for through its busy handler, so two deploys opening a fresh workspace at once
+    would otherwise fail with "database is locked". Once one of them has switched, the
+    setting is stored in the file and every later call is a no-op.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    delay = 0.01
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 class Store:
     """A thin, explicit layer over the metadata database."""
 
@@ -70,9 +94,9 @@ class Store:
         self.path = path
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a writer never
         # upgrades a read lock mid-transaction (the classic SQLite deadlock).
-        self.db = sqlite3.connect(path or ":memory:", isolation_level=None, timeout=30)
+        self.db = sqlite3.connect(path or ":memory:", isolation_level=None, timeout=BUSY_TIMEOUT)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(self.db)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         # Each statement is idempotent and atomic on its own; executescript would commit
