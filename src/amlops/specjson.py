@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from amlops.content import hash_text, hash_tree
-from amlops.spec import DataPathParam, DatasetInput, InputRef, Output, Param, Pipeline, Step
+from amlops.spec import (
+    DataPathParam,
+    DatasetInput,
+    InputRef,
+    Output,
+    ParallelStep,
+    Param,
+    Pipeline,
+    ScriptStep,
+    Step,
+)
+
+STEP_TYPES = {cls.__name__: cls for cls in (ScriptStep, ParallelStep)}
 
 
 def value_document(value: Any) -> Any:
@@ -66,3 +79,38 @@ def document_fingerprint(document: dict[str, Any]) -> str:
 
 def _portable(step: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in step.items() if k != "source_dir"}
+
+
+def value_from_document(doc: Any) -> Any:
+    """The inverse of value_document: plain JSON back to spec values."""
+    if isinstance(doc, list):
+        return tuple(value_from_document(v) for v in doc)
+    if not isinstance(doc, dict):
+        return doc
+    if "param" in doc:
+        return Param(doc["param"], doc["default"])
+    if "datapath_param" in doc:
+        return DataPathParam(
+            doc["datapath_param"], doc["datastore"], doc["path"], doc["mode"], doc["kind"]
+        )
+    if "output" in doc:
+        return Output(doc["output"])
+    if "from_output" in doc:
+        return InputRef(Output(doc["from_output"]), doc["input"])
+    if "dataset" in doc:
+        unnamed = DatasetInput(doc["dataset"], doc["version"], None, doc["mode"])
+        if unnamed.input_name == doc["name"]:
+            return unnamed
+        return DatasetInput(doc["dataset"], doc["version"], doc["name"], doc["mode"])
+    raise ValueError(f"not a spec value document: {doc!r}")
+
+
+def pipeline_from_document(document: dict[str, Any], source_dirs: dict[str, Path]) -> Pipeline:
+    """Rebuild the Pipeline a document describes, each step's source in ``source_dirs``."""
+    steps = []
+    for doc in document["steps"]:
+        cls = STEP_TYPES[doc["type"]]
+        kwargs = {f.name: value_from_document(doc[f.name]) for f in fields(cls) if f.name in doc}
+        kwargs["source_dir"] = source_dirs[doc["name"]]
+        steps.append(cls(**kwargs))
+    return Pipeline(document["name"], tuple(steps), document["description"])

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from amlops.backends.azureml_v1 import auth, preflight
-from amlops.backends.azureml_v1.compile import compile_pipeline, parameter_kinds
+from amlops.backends.azureml_v1.compile import compile_pipeline
 from amlops.backends.azureml_v1.coordinates import Coordinates, resolve
 from amlops.backends.azureml_v1.publish import find_endpoint, fingerprint, publish_pipeline
 from amlops.backends.azureml_v1.register import (
@@ -27,6 +27,7 @@ from amlops.backends.azureml_v1.terraform_outputs import (
 from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change
 from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
 from amlops.errors import AmlopsError, ConfigError
+from amlops.schedule_rules import parameter_kinds
 from amlops.spec import DataPathParam, ParallelStep, Param, Pipeline
 
 log = logging.getLogger("amlops.azureml_v1")

@@ -279,17 +279,3 @@ def _parallel_step(step: ParallelStep, b: _Bindings, pipeline: str, compute: str
         arguments=arguments or None,
         allow_reuse=step.allow_reuse,
     )
-
-
-def parameter_kinds(pipeline: Pipeline) -> dict[str, str]:
-    """How each pipeline parameter is bound in v1: value, datapath or dataset."""
-    kinds: dict[str, str] = {}
-    for step in pipeline.steps:
-        for p in step.params():
-            if isinstance(p, Param):
-                kinds[p.name] = "value"
-            elif isinstance(step, ParallelStep):
-                kinds[p.name] = "dataset"
-            else:
-                kinds.setdefault(p.name, "datapath")
-    return kinds

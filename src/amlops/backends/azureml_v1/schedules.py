@@ -19,6 +19,7 @@ from amlops.backends.base import CREATED, DISABLED, UNCHANGED, UPDATED, Change
 from amlops.config import ScheduleConfig
 from amlops.content import hash_text
 from amlops.errors import AmlopsError, ConfigError
+from amlops.schedule_rules import check_parameters
 
 MARKER_RE = re.compile(r"\s*\[amlops:([0-9a-f]{12})\]\s*$")
 RECURRENCE, DATASTORE = "Recurrence", "DataStore"
@@ -48,23 +49,7 @@ def validate(
     sc: ScheduleConfig, target: Target, facts: WorkspaceFacts | None, where: str, actual: str
 ) -> None:
     """Reject what v1 would refuse (or silently never fire) with the config key to fix."""
-    key = f"{where}: schedules.{sc.name}"
-    for pname in sc.parameters:
-        if pname not in target.parameter_kinds:
-            known = ", ".join(sorted(target.parameter_kinds)) or "none"
-            raise ConfigError(
-                f"{key}.parameters.{pname}: pipeline {sc.pipeline!r} has no such parameter "
-                f"(known: {known})"
-            )
-        kind = target.parameter_kinds[pname]
-        value = sc.parameters[pname]
-        if kind == "dataset":
-            raise ConfigError(
-                f"{key}.parameters.{pname}: read by a ParallelStep as a dataset parameter, "
-                "which a v1 schedule cannot set from config"
-            )
-        if kind == "datapath" and (not isinstance(value, str) or "/" not in value):
-            raise ConfigError(f"{key}.parameters.{pname}: takes 'datastore/path', got {value!r}")
+    check_parameters(sc, target.parameter_kinds, where)
     if sc.recurrence is not None:
         from azureml.pipeline.core import TimeZone
 
@@ -72,21 +57,7 @@ def validate(
     trig = sc.datastore_trigger
     if trig is None:
         return
-    tk = f"{key}.datastore_trigger"
-    if trig.data_path_parameter is not None:
-        kind = target.parameter_kinds.get(trig.data_path_parameter)
-        if kind is None:
-            raise ConfigError(
-                f"{tk}.data_path_parameter: pipeline {sc.pipeline!r} has no DataPathParam "
-                f"{trig.data_path_parameter!r}"
-            )
-        if kind != "datapath":
-            raise ConfigError(
-                f"{tk}.data_path_parameter: {trig.data_path_parameter!r} is read by a "
-                "ParallelStep, which v1 binds as a dataset parameter; data-change triggers can "
-                "set only DataPath parameters (read by a ScriptStep). Drop data_path_parameter "
-                "to rerun on the watched folder"
-            )
+    tk = f"{where}: schedules.{sc.name}.datastore_trigger"
     if facts is None or not sc.enabled:
         return  # a disabled trigger may name a datastore that is not provisioned yet
     ds = facts.datastores.get(actual)

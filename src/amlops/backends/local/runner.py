@@ -72,33 +72,50 @@ class Runner:
         self.progress = progress or sys.stderr
 
     def run(self, request: RunRequest) -> RunResult:
+        return self.execute(self.submit(request), request)
+
+    def submit(self, request: RunRequest, origin: dict[str, Any] | None = None) -> str:
+        """Check the request and record the run as Queued; nothing runs yet."""
         pipeline = request.pipeline
         values = pipeline.resolve_parameters(request.parameters)
         steps = pipeline.ordered_steps()
-        env_hashes = {s.environment: self._environment_hash(s) for s in steps}
         # Registered data and data paths are checked before the run exists, so bad input
         # leaves no half-written run behind.
         for step in steps:
+            self._environment_hash(step)
             for item in step.all_inputs():
                 if isinstance(item, DatasetInput):
                     self._dataset_row(item, step)
                 elif isinstance(item, DataPathParam):
                     self._datapath(item, values)
         run_id = new_run_id(pipeline.name)
-        run_dir = self.ws.runs / run_id
-        run_dir.mkdir(parents=True)
-        now = time.time()
         with self.store.transaction() as db:
             db.execute(
-                "INSERT INTO runs (run_id, pipeline, status, parameters, created_at, start_time)"
+                "INSERT INTO runs (run_id, pipeline, status, parameters, created_at, origin)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, pipeline.name, RUNNING, json.dumps(values), now, now),
-            )
+                (run_id, pipeline.name, QUEUED, json.dumps(values), time.time(),
+                 json.dumps(origin or {"type": "SDK"})),
+            )  # fmt: skip
             for seq, step in enumerate(steps):
                 db.execute(
                     "INSERT INTO step_runs (run_id, step, seq, status) VALUES (?, ?, ?, ?)",
                     (run_id, step.name, seq, NOT_STARTED),
                 )
+        return run_id
+
+    def execute(self, run_id: str, request: RunRequest) -> RunResult:
+        """Run a submitted (Queued) run to its end."""
+        pipeline = request.pipeline
+        values = pipeline.resolve_parameters(request.parameters)
+        steps = pipeline.ordered_steps()
+        env_hashes = {s.environment: self._environment_hash(s) for s in steps}
+        run_dir = self.ws.runs / run_id
+        run_dir.mkdir(parents=True)
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE runs SET status=?, start_time=? WHERE run_id=?",
+                (RUNNING, time.time(), run_id),
+            )
         self._say(f"run {run_id}: {len(steps)} steps")
         produced: dict[str, _Produced] = {}
         results: list[StepResult] = []

@@ -10,7 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+from amlops.errors import AmlopsError
+
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,7 +43,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     created_at REAL NOT NULL,
     start_time REAL,
-    end_time REAL
+    end_time REAL,
+    origin TEXT                    -- JSON: {"type": SDK|HTTP|Schedule, endpoint, version, schedule}
 );
 CREATE TABLE IF NOT EXISTS step_runs (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -59,7 +62,45 @@ CREATE TABLE IF NOT EXISTS step_runs (
     PRIMARY KEY (run_id, step)
 );
 CREATE INDEX IF NOT EXISTS step_runs_fingerprint ON step_runs (fingerprint, status);
+CREATE TABLE IF NOT EXISTS endpoints (
+    name TEXT PRIMARY KEY,
+    default_version TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoint_versions (
+    endpoint TEXT NOT NULL REFERENCES endpoints(name),
+    version TEXT NOT NULL,         -- "0", "1", ... as Azure ML numbers them
+    pipeline_version INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    snapshot TEXT NOT NULL,        -- the frozen step folders, relative to the workspace
+    created_at REAL NOT NULL,
+    PRIMARY KEY (endpoint, version)
+);
+CREATE TABLE IF NOT EXISTS schedules (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,            -- not unique, as in Azure ML: at most one Active per name
+    endpoint TEXT NOT NULL REFERENCES endpoints(name),
+    status TEXT NOT NULL,          -- Active | Disabled
+    fingerprint TEXT NOT NULL,
+    definition TEXT NOT NULL,      -- JSON: recurrence or datastore_trigger, parameters
+    anchor REAL NOT NULL,          -- when the recurrence starts counting, epoch seconds
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_fired REAL,
+    last_run_id TEXT
+);
+CREATE TABLE IF NOT EXISTS schedule_blobs (
+    schedule_id TEXT NOT NULL REFERENCES schedules(id),
+    path TEXT NOT NULL,            -- relative to the watched folder
+    signature TEXT NOT NULL,       -- size and mtime: a change fires one run
+    PRIMARY KEY (schedule_id, path)
+);
 """
+
+# Each entry brings a workspace from version N to N+1; run once, inside one transaction.
+MIGRATIONS = {1: "ALTER TABLE runs ADD COLUMN origin TEXT"}
 
 
 BUSY_TIMEOUT = 30.0
@@ -99,12 +140,33 @@ class Store:
         _switch_to_wal(self.db)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        # Each statement is idempotent and atomic on its own; executescript would commit
-        # any open transaction anyway.
-        self.db.executescript(SCHEMA)
-        self.db.execute(
-            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-        )
+        found = self._schema_version()
+        if found > SCHEMA_VERSION:
+            raise AmlopsError(
+                f"{path}: workspace schema version {found} is newer than this amlops "
+                f"understands ({SCHEMA_VERSION}); upgrade amlops"
+            )
+        if found < SCHEMA_VERSION:
+            self._migrate()
+
+    def _schema_version(self) -> int:
+        exists = self.one("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")
+        row = exists and self.one("SELECT value FROM meta WHERE key='schema_version'")
+        return int(row["value"]) if row else 0
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            found = self._schema_version()  # again, under the write lock
+            if 0 < found < SCHEMA_VERSION:
+                for version in range(found, SCHEMA_VERSION):
+                    db.execute(MIGRATIONS[version])
+            # CREATE ... IF NOT EXISTS: adds what is new, leaves what exists.
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
 
     def close(self) -> None:
         self.db.close()

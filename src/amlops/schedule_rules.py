@@ -1,0 +1,58 @@
+"""What a schedule may set on its pipeline: the rules both backends enforce before any change."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from amlops.config import ScheduleConfig
+from amlops.errors import ConfigError
+from amlops.spec import ParallelStep, Param, Pipeline
+
+
+def parameter_kinds(pipeline: Pipeline) -> dict[str, str]:
+    """How each pipeline parameter is bound in v1: value, datapath or dataset."""
+    kinds: dict[str, str] = {}
+    for step in pipeline.steps:
+        for p in step.params():
+            if isinstance(p, Param):
+                kinds[p.name] = "value"
+            elif isinstance(step, ParallelStep):
+                kinds[p.name] = "dataset"
+            else:
+                kinds.setdefault(p.name, "datapath")
+    return kinds
+
+
+def check_parameters(sc: ScheduleConfig, kinds: Mapping[str, str], where: str) -> None:
+    """Reject schedule parameters and trigger bindings v1 would refuse, naming the config key."""
+    key = f"{where}: schedules.{sc.name}"
+    for pname, value in sc.parameters.items():
+        kind = kinds.get(pname)
+        if kind is None:
+            known = ", ".join(sorted(kinds)) or "none"
+            raise ConfigError(
+                f"{key}.parameters.{pname}: pipeline {sc.pipeline!r} has no such parameter "
+                f"(known: {known})"
+            )
+        if kind == "dataset":
+            raise ConfigError(
+                f"{key}.parameters.{pname}: read by a ParallelStep as a dataset parameter, "
+                "which a v1 schedule cannot set from config"
+            )
+        if kind == "datapath" and (not isinstance(value, str) or "/" not in value):
+            raise ConfigError(f"{key}.parameters.{pname}: takes 'datastore/path', got {value!r}")
+    trig = sc.datastore_trigger
+    if trig is None or trig.data_path_parameter is None:
+        return
+    tk = f"{key}.datastore_trigger.data_path_parameter"
+    kind = kinds.get(trig.data_path_parameter)
+    if kind is None:
+        raise ConfigError(
+            f"{tk}: pipeline {sc.pipeline!r} has no DataPathParam {trig.data_path_parameter!r}"
+        )
+    if kind != "datapath":
+        raise ConfigError(
+            f"{tk}: {trig.data_path_parameter!r} is read by a ParallelStep, which v1 binds as "
+            "a dataset parameter; data-change triggers can set only DataPath parameters (read "
+            "by a ScriptStep). Drop data_path_parameter to rerun on the watched folder"
+        )
