@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
 ENV ?= local
 
-.PHONY: deploy test lint tools bench lock clean mlflow-ui
+.PHONY: deploy test lint tools bench lock clean mlflow-ui serve
 
 # The local workspace needs only the runtime; Azure environments need the azure extra too.
 DEPLOY_DEPS := $(if $(filter local,$(ENV)),$(VENV)/.runtime,$(VENV)/.dev)
@@ -27,6 +27,10 @@ tools: $(TOOLS_VENV)/.tools
 
 bench: $(VENV)/.runtime
 	$(VENV)/bin/python benchmarks/run_all.py
+
+# The published endpoints over REST on 127.0.0.1, and the schedules firing, until Ctrl-C.
+serve: $(VENV)/.runtime
+	$(VENV)/bin/amlops serve --env $(ENV)
 
 mlflow-ui: $(VENV)/.runtime
 	$(VENV)/bin/python -m amlops.cli mlflow-ui

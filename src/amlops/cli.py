@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -155,7 +156,8 @@ def inspect_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="amlops", description="Azure ML pipelines as code: inspect and deploy.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("deploy", help="same as scripts/deploy.py", add_help=False)
-    for noun in ("runs", "datasets", "environments", "models", "pipelines"):
+    nouns = ("runs", "datasets", "environments", "models", "pipelines", "endpoints", "schedules")
+    for noun in nouns:
         p = sub.add_parser(noun, help=f"list or show {noun}")
         verbs = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
         ls = verbs.add_parser("list", help=f"list {noun}")
@@ -166,8 +168,23 @@ def inspect_parser() -> argparse.ArgumentParser:
         show = verbs.add_parser("show", help=f"show one of the {noun}")
         _add_common(show)
         show.add_argument("name", help="run id" if noun == "runs" else "name")
-        if noun != "runs":
+        if noun not in ("runs", "endpoints", "schedules"):
             show.add_argument("--version", default=None)
+    serve = sub.add_parser(
+        "serve", help="serve the published endpoints over REST and fire the schedules"
+    )
+    _add_common(serve)
+    serve.add_argument("--port", type=int, default=None, help="default: workspace.port (8765)")
+    serve.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=None,
+        help="check datastore triggers this often (default: each trigger's polling_interval, "
+        "in minutes, as on Azure ML)",
+    )
+    serve.add_argument(
+        "--no-schedules", action="store_true", help="serve REST only; fire no schedules"
+    )
     ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on the local workspace")
     _add_common(ui)
     ui.add_argument("--port", type=int, default=5000)
@@ -175,21 +192,67 @@ def inspect_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _workspace(args: argparse.Namespace):
-    from amlops.backends.local.backend import LocalBackend
+def _local_config(args: argparse.Namespace):
     from amlops.config import load_config
 
     config = load_config(args.env, (args.root or Path.cwd()).resolve())
     if config.workspace.backend != "local":
-        raise ConfigError(f"--env {args.env}: inspection works on local workspaces only")
+        raise ConfigError(f"--env {args.env}: works on local workspaces only")
     if not (config.workspace.path / "metadata.db").exists():
         raise ConfigError(f"no local workspace at {config.workspace.path}: run 'make deploy' first")
-    return LocalBackend(config.workspace.path)
+    return config
+
+
+def _workspace(args: argparse.Namespace):
+    from amlops.backends.local.backend import LocalBackend
+
+    config = _local_config(args)
+    return LocalBackend(config.workspace.path, service_url=config.workspace.service_url)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from amlops.backends.local.rest import RestServer
+    from amlops.backends.local.service import LocalService
+
+    config = _local_config(args)
+    port = config.workspace.port if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: must be a TCP port from 0 (any free one) to 65535")
+    if args.poll_seconds is not None and args.poll_seconds <= 0:
+        raise ConfigError(f"--poll-seconds {args.poll_seconds}: must be more than 0")
+    service = LocalService(config.workspace.path, poll_seconds=args.poll_seconds)
+    try:
+        server = RestServer(service, port)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise AmlopsError(f"--port {port}: cannot listen on 127.0.0.1:{port}: {reason}") from None
+    service.start(schedules=not args.no_schedules)
+    # The first line says where: a caller that asked for port 0 learns the real one here.
+    print(f"serving {config.workspace.path} on {server.url} (Ctrl-C to stop)", flush=True)
+    # SIGTERM (a supervisor, `kill`) stops as cleanly as Ctrl-C; SIGINT is set explicitly
+    # because a shell starting us in the background may have told us to ignore it.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _interrupt)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopping: canceling the run in progress; queued runs resume at the next start",
+              file=sys.stderr)  # fmt: skip
+    finally:
+        server.server_close()
+        service.stop()
+    return 0
 
 
 def run_inspect(args: argparse.Namespace) -> int:
     from amlops import queries
 
+    if args.command == "serve":
+        return run_serve(args)
     if args.command == "mlflow-ui":
         backend = _workspace(args)
         argv = queries.mlflow_ui_command(backend, args.host, args.port)

@@ -31,6 +31,11 @@ class WorkspaceConfig:
     location: str | None = None
     terraform_dir: Path | None = None
     auth: str = "auto"
+    port: int = 8765  # local: where `amlops serve` answers REST calls, on 127.0.0.1
+
+    @property
+    def service_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -243,11 +248,15 @@ def _workspace(r: _Reader, root: Path, doc: Mapping[str, Any]) -> WorkspaceConfi
             "location",
             "terraform_dir",
             "auth",
+            "port",
         },
     )
     backend = r.choice(doc, key, "backend", BACKENDS, "local")
     path = r.repo_path(root, r.str_(doc, key, "path", ".amlops"), f"{key}.path", must_exist=False)
     terraform_dir = r.str_(doc, key, "terraform_dir", None)
+    port = r.int_(doc, key, "port", 8765, 1)
+    if port > 65535:
+        raise r.fail(f"{key}.port", f"must be a TCP port from 1 to 65535, got {port}")
     return WorkspaceConfig(
         backend=backend,
         path=path,
@@ -259,6 +268,7 @@ def _workspace(r: _Reader, root: Path, doc: Mapping[str, Any]) -> WorkspaceConfi
             r.repo_path(root, terraform_dir, f"{key}.terraform_dir") if terraform_dir else None
         ),
         auth=r.choice(doc, key, "auth", AUTH_MODES, "auto"),
+        port=port,
     )
 
 

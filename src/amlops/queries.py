@@ -22,6 +22,10 @@ def query(backend: LocalBackend, noun: str, verb: str, args: Namespace) -> Any:
         return _runs(backend, verb, args)
     if noun == "pipelines":
         return _pipelines(backend, verb, args)
+    if noun == "endpoints":
+        return _endpoints(backend, verb, args)
+    if noun == "schedules":
+        return _schedules(backend, verb, args)
     return _assets(backend, noun.rstrip("s"), verb, args)
 
 
@@ -61,6 +65,7 @@ def _runs(backend: LocalBackend, verb: str, args: Namespace) -> Any:
         "started": _when(run["start_time"]),
         "duration_s": _duration(run["start_time"], run["end_time"]),
         "error": run["error"],
+        "origin": json.loads(run["origin"] or '{"type": "SDK"}'),
         "folder": str(backend.ws.runs / run["run_id"]),
         "steps": [
             {
@@ -122,6 +127,74 @@ def _pipelines(backend: LocalBackend, verb: str, args: Namespace) -> Any:
             f"pipeline {args.name!r} not built (run: scripts/deploy.py --stage build)"
         )
     return {"name": row["name"], "version": row["version"], **json.loads(row["definition"])}
+
+
+def _endpoints(backend: LocalBackend, verb: str, args: Namespace) -> Any:
+    from amlops.backends.local.endpoints import NotPublished, submit_url
+
+    store = backend.store
+    rows = store.all(
+        "SELECT * FROM endpoints" + ("" if verb == "list" else " WHERE name=?"),
+        () if verb == "list" else (args.name,),
+    )
+    if verb == "show" and not rows:
+        raise NotPublished(f"endpoint {args.name!r} not published (run: scripts/deploy.py)")
+    found = []
+    for row in rows:
+        versions = store.all(
+            "SELECT version, pipeline_version, created_at FROM endpoint_versions"
+            " WHERE endpoint=? ORDER BY CAST(version AS INTEGER)",
+            (row["name"],),
+        )
+        entry = {
+            "name": row["name"],
+            "default_version": row["default_version"],
+            "versions": len(versions),
+            "url": submit_url(backend.service_url, row["name"]),
+        }
+        if verb == "show":
+            entry["description"] = row["description"]
+            entry["versions"] = [
+                {
+                    "version": v["version"],
+                    "pipeline_version": v["pipeline_version"],
+                    "published": _when(v["created_at"]),
+                }
+                for v in versions
+            ]
+        found.append(entry)
+    return found if verb == "list" else found[0]
+
+
+def _schedules(backend: LocalBackend, verb: str, args: Namespace) -> Any:
+    store = backend.store
+    if verb == "list":
+        rows = store.all("SELECT * FROM schedules ORDER BY name, status, created_at")
+    else:
+        rows = store.all("SELECT * FROM schedules WHERE name=? ORDER BY status", (args.name,))
+        if not rows:
+            raise ConfigError(f"schedule {args.name!r} not found (see: amlops schedules list)")
+    found = []
+    for row in rows:
+        definition = json.loads(row["definition"])
+        rec, trig = definition["recurrence"], definition["datastore_trigger"]
+        entry = {
+            "name": row["name"],
+            "id": row["id"],
+            "pipeline": row["endpoint"],
+            "status": row["status"],
+            "when": (
+                f"every {rec['interval']} {rec['frequency']} ({rec['time_zone']})"
+                if rec
+                else f"new files in {trig['datastore']}/{trig['path']}"
+            ),
+            "last_fired": _when(row["last_fired"]),
+            "last_run_id": row["last_run_id"],
+        }
+        if verb == "show":
+            entry.update(definition)
+        found.append(entry)
+    return found if verb == "list" else found[0]
 
 
 def _models(backend: LocalBackend, verb: str, args: Namespace) -> Any:

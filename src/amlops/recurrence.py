@@ -38,6 +38,12 @@ _WEEK_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"
 _STEPS = {"Minute": timedelta(minutes=1), "Hour": timedelta(hours=1)}
 
 
+def default_start_time(now: datetime | None = None) -> str:
+    """Yesterday 00:00: in the past in every time zone, so creation never fires a run."""
+    now = now or datetime.now(UTC)
+    return (now - timedelta(days=1)).strftime("%Y-%m-%dT00:00:00")
+
+
 def zone(name: str) -> ZoneInfo:
     """The zone for an Azure ML time zone name (Windows style, e.g. "W. Europe Standard Time"),
     "UTC" or an IANA name."""

@@ -26,5 +26,10 @@ def open_backend(config: Config, *, plan: bool, **options: Any):
     """The backend ``config.workspace.backend`` names, connected and ready for the stages."""
     cls = backend_class(config)
     if config.workspace.backend == "local":
-        return cls(config.workspace.path, plan=plan)
+        return cls(
+            config.workspace.path,
+            plan=plan,
+            service_url=config.workspace.service_url,
+            config_file=str(config.file),
+        )
     return cls.connect(config, plan=plan, **options)

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from amlops.backends.azureml_v1.preflight import WorkspaceFacts
@@ -19,6 +19,7 @@ from amlops.backends.base import CREATED, DISABLED, UNCHANGED, UPDATED, Change
 from amlops.config import ScheduleConfig
 from amlops.content import hash_text
 from amlops.errors import AmlopsError, ConfigError
+from amlops.recurrence import default_start_time
 from amlops.schedule_rules import check_parameters
 
 MARKER_RE = re.compile(r"\s*\[amlops:([0-9a-f]{12})\]\s*$")
@@ -78,12 +79,6 @@ def validate(
             f"{tk}: v1 data-change schedules do not work in workspaces with customer-managed "
             "keys or private endpoints; use a recurrence instead"
         )
-
-
-def default_start_time(now: datetime | None = None) -> str:
-    """Yesterday 00:00: in the past in every time zone, so creation never fires a run."""
-    now = now or datetime.now(UTC)
-    return (now - timedelta(days=1)).strftime("%Y-%m-%dT00:00:00")
 
 
 def recurrence(sc: ScheduleConfig, start_time: str) -> Any:

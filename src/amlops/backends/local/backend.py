@@ -10,21 +10,35 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amlops.backends.base import Change, RunResult
+from amlops.backends.local import endpoints
 from amlops.backends.local.assets import decide_version, register_dataset, register_environment
 from amlops.backends.local.runner import Runner, RunRequest
+from amlops.backends.local.schedules import reconcile as reconcile_schedules
 from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import LocalWorkspace
-from amlops.config import DatasetConfig, EnvironmentConfig
+from amlops.config import DatasetConfig, EnvironmentConfig, ScheduleConfig
+from amlops.schedule_rules import parameter_kinds
 from amlops.spec import Pipeline
 from amlops.specjson import document_fingerprint, pipeline_document
 
 
 class LocalBackend:
     name = "local"
-    stages = ("register", "build", "run")
+    stages = ("register", "build", "run", "publish", "schedule")
 
-    def __init__(self, root: Path, *, plan: bool = False, progress: TextIO | None = None):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        plan: bool = False,
+        progress: TextIO | None = None,
+        service_url: str = "http://127.0.0.1:8765",
+        config_file: str = "config",
+    ):
         self.ws = LocalWorkspace(root)
+        self.service_url = service_url
+        self.config_file = config_file
+        self._published: dict[str, Pipeline] = {}
         self.plan_only = plan
         self.progress = progress or sys.stderr
         # --plan never creates the workspace: an absent one reads as empty.
@@ -102,6 +116,34 @@ class LocalBackend:
     ) -> list[tuple[str, str | None]]:
         request = RunRequest(pipeline, dict(parameters or {}), regenerate_outputs)
         return Runner(self.ws, self.store, self.progress).plan(request)
+
+    # --- publish and schedule -----------------------------------------------------------------
+
+    def publish(self, pipelines: Sequence[Pipeline], *, plan: bool) -> list[Change]:
+        """Publish each pipeline behind its endpoint; a new version only when it changed."""
+        changes = []
+        for pipeline in pipelines:
+            self._published[pipeline.name] = pipeline
+            changes.append(
+                endpoints.publish(
+                    self.ws, self.store, pipeline, base_url=self.service_url, plan=plan
+                )
+            )
+        return changes
+
+    def schedule(self, schedules: Sequence[ScheduleConfig], *, plan: bool) -> list[Change]:
+        """Reconcile the configured schedules with the workspace's, by name."""
+        kinds = {name: parameter_kinds(p) for name, p in self._published.items()}
+        for sc in schedules:
+            if sc.pipeline not in kinds and self._has_endpoint(sc.pipeline):
+                pipeline, _ = endpoints.published(self.ws, self.store, sc.pipeline)
+                kinds[sc.pipeline] = parameter_kinds(pipeline)
+        return reconcile_schedules(
+            self.ws, self.store, schedules, kinds, where=self.config_file, plan=plan
+        )
+
+    def _has_endpoint(self, name: str) -> bool:
+        return self.store.one("SELECT 1 FROM endpoints WHERE name=?", (name,)) is not None
 
     # --- queries -------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,10 +67,17 @@ def new_run_id(pipeline: str) -> str:
 class Runner:
     """Executes one pipeline run; progress lines go to ``progress``."""
 
-    def __init__(self, ws: LocalWorkspace, store: Store, progress: TextIO | None = None):
+    def __init__(
+        self,
+        ws: LocalWorkspace,
+        store: Store,
+        progress: TextIO | None = None,
+        cancel: threading.Event | None = None,
+    ):
         self.ws = ws
         self.store = store
         self.progress = progress or sys.stderr
+        self.cancel = cancel  # set from another thread to cancel the run in progress
 
     def run(self, request: RunRequest) -> RunResult:
         return self.execute(self.submit(request), request)
@@ -293,7 +301,7 @@ class Runner:
                 argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True
             )
             try:
-                return proc.wait()
+                return self._wait(proc)
             except KeyboardInterrupt:
                 # The step runs in its own session, so its workers die with it.
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -304,6 +312,17 @@ class Runner:
                         (CANCELED, time.time(), run_id, step.name),
                     )
                 raise
+
+    def _wait(self, proc: subprocess.Popen) -> int:
+        """The step's exit code; a set ``cancel`` event interrupts as Ctrl-C would."""
+        if self.cancel is None:
+            return proc.wait()
+        while True:
+            try:
+                return proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                if self.cancel.is_set():
+                    raise KeyboardInterrupt from None
 
     # --- resolution ------------------------------------------------------------------------
 

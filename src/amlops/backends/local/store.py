@@ -84,8 +84,7 @@ CREATE TABLE IF NOT EXISTS schedules (
     endpoint TEXT NOT NULL REFERENCES endpoints(name),
     status TEXT NOT NULL,          -- Active | Disabled
     fingerprint TEXT NOT NULL,
-    definition TEXT NOT NULL,      -- JSON: recurrence or datastore_trigger, parameters
-    anchor REAL NOT NULL,          -- when the recurrence starts counting, epoch seconds
+    definition TEXT NOT NULL,      -- JSON: recurrence (with its start_time) or trigger, parameters
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     last_fired REAL,

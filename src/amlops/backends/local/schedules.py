@@ -1,0 +1,204 @@
+"""Schedules on the local workspace, reconciled by name exactly as on Azure ML v1.
+
+Each configured name has at most one Active schedule; a change updates it in place, a name
+gone from config or set ``enabled: false`` is disabled (never deleted, as in v1). Schedules
+target an endpoint, so they follow its default version. Recurrences start yesterday at 00:00
+unless config gives ``start_time``, as the Azure backend does, so both fire at the same wall
+times; creating or updating one never fires a run.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from amlops.backends.base import CREATED, DISABLED, UNCHANGED, UPDATED, Change
+from amlops.backends.local.store import Store
+from amlops.backends.local.workspace import LocalWorkspace
+from amlops.config import DatastoreTrigger, Recurrence, ScheduleConfig
+from amlops.content import hash_text
+from amlops.errors import ConfigError
+from amlops.recurrence import default_start_time, zone
+from amlops.schedule_rules import check_parameters
+
+ACTIVE = "Active"
+
+
+def definition(sc: ScheduleConfig) -> dict[str, Any]:
+    """What a schedule row stores: everything config says about the schedule."""
+    return {
+        "recurrence": asdict(sc.recurrence) if sc.recurrence else None,
+        "datastore_trigger": asdict(sc.datastore_trigger) if sc.datastore_trigger else None,
+        "parameters": dict(sc.parameters),
+        "description": sc.description,
+    }
+
+
+def recurrence_of(row) -> Recurrence | None:
+    doc = json.loads(row["definition"])["recurrence"]
+    if doc is None:
+        return None
+    return Recurrence(**{**doc, "hours": tuple(doc["hours"]), "minutes": tuple(doc["minutes"]),
+                         "week_days": tuple(doc["week_days"])})  # fmt: skip
+
+
+def trigger_of(row) -> DatastoreTrigger | None:
+    doc = json.loads(row["definition"])["datastore_trigger"]
+    return None if doc is None else DatastoreTrigger(**doc)
+
+
+def watched_folder(ws: LocalWorkspace, trigger: DatastoreTrigger) -> Path:
+    return ws.datastore(trigger.datastore) / trigger.path
+
+
+def blob_signatures(folder: Path) -> dict[str, str]:
+    """Files directly in folder (v1 does not watch subfolders), each with size and mtime."""
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for entry in folder.iterdir():
+        if entry.is_file() and not entry.name.startswith("."):
+            stat = entry.stat()
+            found[entry.name] = f"{stat.st_size}:{stat.st_mtime_ns}"
+    return found
+
+
+def reconcile(
+    ws: LocalWorkspace,
+    store: Store,
+    schedules: Sequence[ScheduleConfig],
+    kinds: Mapping[str, Mapping[str, str]],
+    *,
+    where: str,
+    plan: bool,
+) -> list[Change]:
+    """Make the workspace's schedules match config; ``kinds`` maps pipeline -> parameter kinds."""
+    for sc in schedules:
+        _validate(ws, sc, kinds, where)
+    if plan:
+        return _reconcile(ws, store.db, schedules, plan=True)
+    with store.transaction() as db:
+        return _reconcile(ws, db, schedules, plan=False)
+
+
+def _validate(
+    ws: LocalWorkspace, sc: ScheduleConfig, kinds: Mapping[str, Mapping[str, str]], where: str
+) -> None:
+    key = f"{where}: schedules.{sc.name}"
+    if sc.pipeline not in kinds:
+        raise ConfigError(
+            f"{key}.pipeline: {sc.pipeline!r} has no endpoint yet; run the publish stage first"
+        )
+    check_parameters(sc, kinds[sc.pipeline], where)
+    if sc.recurrence is not None:
+        try:
+            zone(sc.recurrence.time_zone)
+        except ValueError as exc:
+            raise ConfigError(f"{key}.recurrence.time_zone: {exc}") from None
+    trig = sc.datastore_trigger
+    if trig is not None and sc.enabled and not ws.datastore(trig.datastore).is_dir():
+        known = sorted(p.name for p in ws.datastores.iterdir()) if ws.datastores.is_dir() else []
+        raise ConfigError(
+            f"{key}.datastore_trigger.datastore: no datastore {trig.datastore!r} in the local "
+            f"workspace (datastores: {', '.join(known) or 'none'})"
+        )
+
+
+def _reconcile(ws: LocalWorkspace, db, schedules: Sequence[ScheduleConfig], *, plan: bool):
+    changes: list[Change] = []
+    now = time.time()
+    for sc in schedules:
+        same_name = db.execute(
+            "SELECT * FROM schedules WHERE name=? ORDER BY status != ?, created_at DESC",
+            (sc.name, ACTIVE),
+        ).fetchall()
+        # Only a schedule on the same pipeline and of the same type is updated in place,
+        # as v1 cannot retarget a schedule or switch recurrence <-> data change.
+        usable = [r for r in same_name if r["endpoint"] == sc.pipeline and _kind(r) == _kind(sc)]
+        keep = usable[0] if usable else None
+        for row in same_name:
+            if row is not keep and row["status"] == ACTIVE:
+                why = "duplicate name" if row in usable else "replaced"
+                changes.append(_disable(db, row, plan, why))
+        fp = hash_text(json.dumps({"pipeline": sc.pipeline, **definition(sc)}, sort_keys=True))[:12]
+        if not sc.enabled:
+            if keep is not None and keep["status"] == ACTIVE:
+                changes.append(_disable(db, keep, plan, "enabled: false in config"))
+            else:
+                disabled = {"status": "Disabled"}
+                changes.append(Change("schedule", sc.name, UNCHANGED, detail=disabled))
+            continue
+        if keep is not None and keep["status"] == ACTIVE and keep["fingerprint"] == fp:
+            changes.append(_record(UNCHANGED, sc, keep["id"]))
+            continue
+        action = CREATED if keep is None else UPDATED
+        schedule_id = keep["id"] if keep is not None else f"sched_{secrets.token_hex(6)}"
+        if not plan:
+            _write(ws, db, sc, keep, schedule_id, fp, now)
+        changes.append(_record(action, sc, None if plan and keep is None else schedule_id))
+    configured = {sc.name for sc in schedules}
+    for row in db.execute("SELECT * FROM schedules WHERE status=? ORDER BY name", (ACTIVE,)):
+        if row["name"] not in configured:
+            changes.append(_disable(db, row, plan, "removed from config"))
+    return changes
+
+
+def _write(ws: LocalWorkspace, db, sc: ScheduleConfig, keep, schedule_id: str, fp: str, now: float):
+    doc = definition(sc)
+    if sc.recurrence is not None:
+        # Keep the start a schedule was created with: moving it would shift its fire times.
+        kept = recurrence_of(keep) if keep is not None else None
+        start = sc.recurrence.start_time or (kept.start_time if kept else None)
+        doc["recurrence"]["start_time"] = start or default_start_time(datetime.now(UTC))
+    if keep is None:
+        db.execute(
+            "INSERT INTO schedules (id, name, endpoint, status, fingerprint, definition,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (schedule_id, sc.name, sc.pipeline, ACTIVE, fp, json.dumps(doc), now, now),
+        )
+    else:
+        db.execute(
+            "UPDATE schedules SET status=?, fingerprint=?, definition=?, updated_at=? WHERE id=?",
+            (ACTIVE, fp, json.dumps(doc), now, schedule_id),
+        )
+    # What is already in a watched folder is the baseline: only later changes fire runs.
+    db.execute("DELETE FROM schedule_blobs WHERE schedule_id=?", (schedule_id,))
+    if sc.datastore_trigger is not None:
+        folder = watched_folder(ws, sc.datastore_trigger)
+        folder.mkdir(parents=True, exist_ok=True)
+        db.executemany(
+            "INSERT INTO schedule_blobs VALUES (?, ?, ?)",
+            [(schedule_id, name, sig) for name, sig in blob_signatures(folder).items()],
+        )
+
+
+def _kind(item) -> str:
+    if isinstance(item, ScheduleConfig):
+        return "recurrence" if item.recurrence else "datastore"
+    return "recurrence" if json.loads(item["definition"])["recurrence"] else "datastore"
+
+
+def _disable(db, row, plan: bool, why: str) -> Change:
+    if not plan:
+        db.execute(
+            "UPDATE schedules SET status='Disabled', updated_at=? WHERE id=?",
+            (time.time(), row["id"]),
+        )
+    detail = {"schedule_id": row["id"], "reason": why}
+    return Change("schedule", row["name"], DISABLED, detail=detail)
+
+
+def _record(action: str, sc: ScheduleConfig, schedule_id: str | None) -> Change:
+    detail: dict[str, Any] = {"schedule_id": schedule_id, "pipeline": sc.pipeline}
+    if sc.recurrence:
+        detail["recurrence"] = f"every {sc.recurrence.interval} {sc.recurrence.frequency}"
+    else:
+        assert sc.datastore_trigger is not None
+        detail["watches"] = f"{sc.datastore_trigger.datastore}/{sc.datastore_trigger.path}"
+    return Change("schedule", sc.name, action, detail=detail)
