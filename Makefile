@@ -30,7 +30,7 @@ bench: $(VENV)/.runtime
 
 # The published endpoints over REST on 127.0.0.1, and the schedules firing, until Ctrl-C.
 serve: $(VENV)/.runtime
-	$(VENV)/bin/amlops serve --env $(ENV)
+	$(VENV)/bin/python -m amlops.cli serve --env $(ENV)
 
 mlflow-ui: $(VENV)/.runtime
 	$(VENV)/bin/python -m amlops.cli mlflow-ui

@@ -229,7 +229,7 @@ def run_serve(args: argparse.Namespace) -> int:
         server = RestServer(service, port)
     except OSError as exc:
         reason = exc.strerror or exc
-        raise AmlopsError(f"--port {port}: cannot listen on 127.0.0.1:{port}: {reason}") from None
+        raise ConfigError(f"--port {port}: cannot listen on 127.0.0.1:{port}: {reason}") from None
     service.start(schedules=not args.no_schedules)
     # The first line says where: a caller that asked for port 0 learns the real one here.
     print(f"serving {config.workspace.path} on {server.url} (Ctrl-C to stop)", flush=True)

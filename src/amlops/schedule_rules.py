@@ -46,11 +46,11 @@ def check_parameters(sc: ScheduleConfig, kinds: Mapping[str, str], where: str) -
         return
     tk = f"{key}.datastore_trigger.data_path_parameter"
     kind = kinds.get(trig.data_path_parameter)
-    if kind is None:
+    if kind in (None, "value"):
         raise ConfigError(
             f"{tk}: pipeline {sc.pipeline!r} has no DataPathParam {trig.data_path_parameter!r}"
         )
-    if kind != "datapath":
+    if kind == "dataset":
         raise ConfigError(
             f"{tk}: {trig.data_path_parameter!r} is read by a ParallelStep, which v1 binds as "
             "a dataset parameter; data-change triggers can set only DataPath parameters (read "

@@ -7,6 +7,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,14 @@ def test_first_deploy_registers_builds_and_runs_train(deployed):
     assert tags["pipeline_run_id"] == train["run_id"]
     assert float(tags["metric.rmse"]) > 0 and "git_commit" in tags
     assert manifest["changes"] > 0
+    assert {(e["name"], e["version"], e["action"]) for e in manifest["endpoints"]} == {
+        ("train", "0", "created"),
+        ("batch_score", "0", "created"),
+    }
+    assert {(s["name"], s["action"]) for s in manifest["schedules"]} == {
+        ("train-nightly", "created"),
+        ("score-on-new-data", "created"),
+    }
 
 
 def test_progress_goes_to_stderr_and_json_alone_to_stdout(deployed):
@@ -66,6 +76,46 @@ def test_second_deploy_changes_nothing_and_reuses_every_step(deployed):
     )
     text = run_deploy(root).stdout
     assert "nothing changed" in text and "(reused from" in text
+
+
+def test_a_rest_call_scores_new_data_with_the_deployed_endpoint(deployed):
+    """What the batch-score DataPathParam is for: point a published pipeline at other data."""
+    root, _, _ = deployed
+    store = root / ".amlops" / "datastores" / "workspaceblobstore"
+    (store / "scoring" / "other").mkdir()
+    sample = sorted((store / "scoring" / "diabetes").glob("*.csv"))[0]
+    shutil.copy(sample, store / "scoring" / "other" / "rows.csv")
+    rows = len(sample.read_text().splitlines()) - 1  # a header, then one row per line
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "amlops.cli", "serve", "--root", str(root), "--port", "0",
+         "--no-schedules"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        url = serve.stdout.readline().split(" on ")[1].split()[0]
+        other = {"DataStoreName": "workspaceblobstore", "RelativePath": "scoring/other"}
+        body = {"ExperimentName": "rescore", "DataPathAssignments": {"scoring_data": other}}
+        request = urllib.request.Request(
+            f"{url}/pipelines/v1.0/PipelineRuns/PipelineEndpointSubmit/Name/batch_score",
+            data=json.dumps(body).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            run_id = json.loads(response.read())["Id"]
+        deadline = time.monotonic() + 300
+        while True:
+            with urllib.request.urlopen(f"{url}/pipelines/v1.0/PipelineRuns/{run_id}") as r:
+                run = json.loads(r.read())
+            if run["status"] not in ("Queued", "Running") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)
+        serve.stdout.close()
+    assert run["status"] == "Completed", run
+    assert run["parameters"]["scoring_data"] == "workspaceblobstore/scoring/other"
+    assert run["steps"][0]["summary"]["items"] == rows
 
 
 def test_plan_changes_nothing(deployed):
@@ -125,6 +175,7 @@ def test_a_users_own_csv_works_with_no_code_change(repo_copy):
     config = yaml.safe_load(config_file.read_text())
     config["datasets"] = {"churn": {"kind": "tabular", "path": "data/churn.csv"}}
     config["pipelines"] = {"train": {**config["pipelines"]["train"]}}
+    config["schedules"] = {k: v for k, v in config["schedules"].items() if v["pipeline"] == "train"}
     config["pipelines"]["train"].update(
         dataset="churn", target="churned", task="classification", model_name="churn-model"
     )

@@ -49,9 +49,11 @@ def publish(
             (pipeline.name, fingerprint),
         ).fetchone()
         if built is None:
+            never = store.latest_pipeline(pipeline.name) is None
             raise ConfigError(
-                f"pipeline {pipeline.name!r} changed since it was last built: run "
-                "scripts/deploy.py --stage build (or all) before --stage publish"
+                f"pipeline {pipeline.name!r} "
+                + ("is not built yet" if never else "changed since it was last built")
+                + ": run scripts/deploy.py --stage build (or all) before --stage publish"
             )
         folder = ws.root / "published" / pipeline.name / change.version
         _freeze(pipeline, folder)

@@ -209,10 +209,12 @@ class LocalService:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self) -> None:
-        """Stop scheduling and cancel the run in progress; queued runs wait for the next start."""
+    def stop(self, *, cancel: bool = True) -> None:
+        """Stop scheduling; cancel the run in progress (queued runs wait for the next start),
+        or with ``cancel=False`` finish every queued run first."""
         self._stop.set()
-        self._cancel.set()
+        if cancel:
+            self._cancel.set()
         self._queue.put(None)
         for thread in self._threads:
             thread.join()

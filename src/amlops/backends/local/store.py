@@ -141,6 +141,7 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         found = self._schema_version()
         if found > SCHEMA_VERSION:
+            self.db.close()
             raise AmlopsError(
                 f"{path}: workspace schema version {found} is newer than this amlops "
                 f"understands ({SCHEMA_VERSION}); upgrade amlops"

@@ -1,0 +1,172 @@
+"""Published endpoints on the local workspace, run over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from amlops.backends.local.rest import RestServer
+from amlops.backends.local.service import LocalService
+from amlops.errors import ConfigError
+
+SUBMIT = "/pipelines/v1.0/PipelineRuns/PipelineEndpointSubmit/Name/"
+FINISHED = {"Completed", "Failed", "Canceled"}
+
+
+@pytest.fixture
+def served(toy):
+    """The toy workspace built and published, with its service listening on a free port."""
+    backend, pipeline, tmp_path, _, _ = toy
+    backend.build([pipeline()], plan=False)
+    backend.publish([pipeline()], plan=False)
+    service = LocalService(backend.ws.root)
+    server = RestServer(service, 0)
+    service.start(schedules=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield backend, pipeline, tmp_path, server.url
+    server.shutdown()
+    server.server_close()
+    service.stop()
+
+
+def call(url: str, body: object | None = None, method: str | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"))
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_for(url: str, run_id: str) -> dict:
+    """The run's record once it has finished (bounded, so a hung run fails the test)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status, run = call(f"{url}/pipelines/v1.0/PipelineRuns/{run_id}")
+        assert status == 200
+        if run["status"] in FINISHED:
+            return run
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not finish: {run}")
+
+
+def edit_step(tmp_path: Path, step: str, marker: str) -> None:
+    script = tmp_path / "steps" / step / "main.py"
+    script.write_text(script.read_text() + f"\n# {marker}\n")
+
+
+def test_publishing_an_unchanged_pipeline_adds_no_version(toy):
+    backend, pipeline, _, _, _ = toy
+    backend.build([pipeline()], plan=False)
+    first = backend.publish([pipeline()], plan=False)[0]
+    again = backend.publish([pipeline()], plan=False)[0]
+    assert (first.action, first.version) == ("created", "0")
+    assert (again.action, again.version) == ("unchanged", "0")
+    assert first.detail["url"].endswith(SUBMIT + "toy")
+
+
+def test_a_changed_pipeline_becomes_the_default_and_a_revert_points_back(toy):
+    backend, pipeline, tmp_path, _, _ = toy
+    backend.build([pipeline()], plan=False)
+    backend.publish([pipeline()], plan=False)
+    original = (tmp_path / "steps" / "c" / "main.py").read_text()
+    edit_step(tmp_path, "c", "v2")
+    backend.build([pipeline()], plan=False)
+    plan = backend.publish([pipeline()], plan=True)[0]
+    assert (plan.action, plan.version) == ("updated", "1")
+    assert backend.store.one("SELECT default_version FROM endpoints")[0] == "0"  # plan: no write
+    changed = backend.publish([pipeline()], plan=False)[0]
+    assert (changed.action, changed.version) == ("updated", "1")
+    (tmp_path / "steps" / "c" / "main.py").write_text(original)
+    reverted = backend.publish([pipeline()], plan=False)[0]
+    assert (reverted.action, reverted.version, reverted.detail["reverts"]) == ("updated", "0", True)
+    versions = backend.store.all("SELECT version FROM endpoint_versions ORDER BY version")
+    assert [v[0] for v in versions] == ["0", "1"]
+
+
+def test_publish_before_build_names_the_stage_to_run(toy):
+    backend, pipeline, _, _, _ = toy
+    with pytest.raises(ConfigError, match="'toy' is not built yet: run .* --stage build"):
+        backend.publish([pipeline()], plan=False)
+    assert backend.store.one("SELECT COUNT(*) FROM endpoints")[0] == 0
+
+
+def test_a_rest_submit_runs_the_published_pipeline_with_its_parameters(served):
+    backend, _, _, url = served
+    status, body = call(url + SUBMIT + "toy", {"ParameterAssignments": {"alpha": "0.9"}})
+    assert status == 200 and body["Status"] == "Queued" and body["PipelineVersion"] == "0"
+    run = wait_for(url, body["Id"])
+    assert run["status"] == "Completed"
+    assert run["parameters"]["alpha"] == 0.9  # coerced to the Param's type, as AML does
+    assert run["origin"] == {"type": "HTTP", "endpoint": "toy", "version": "0"}
+    out = Path(run["steps"][1]["outputs"]["ob"]) / "data.txt"
+    assert json.loads(out.read_text())["--alpha"] == "0.9"
+    # The same submit again reuses every step.
+    _, body = call(url + SUBMIT + "toy", {"ParameterAssignments": {"alpha": 0.9}})
+    second = wait_for(url, body["Id"])
+    assert [s["reused_from"] is not None for s in second["steps"]] == [True, True, True]
+
+
+def test_a_published_version_is_frozen_and_older_versions_stay_runnable(served):
+    backend, pipeline, tmp_path, url = served
+    edit_step(tmp_path, "c", "not published")
+    # Unpublished edits change nothing an endpoint runs: c is reused from the same code.
+    first = wait_for(url, call(url + SUBMIT + "toy", {})[1]["Id"])
+    second = wait_for(url, call(url + SUBMIT + "toy", {})[1]["Id"])
+    assert second["steps"][2]["reused_from"] == f"{first['run_id']}/c"
+    backend.build([pipeline()], plan=False)
+    assert backend.publish([pipeline()], plan=False)[0].version == "1"
+    newest = wait_for(url, call(url + SUBMIT + "toy", {})[1]["Id"])
+    assert newest["origin"]["version"] == "1" and newest["steps"][2]["reused_from"] is None
+    status, body = call(url + SUBMIT + "toy?pipelineVersion=0", {})
+    assert status == 200 and body["PipelineVersion"] == "0"
+    assert wait_for(url, body["Id"])["steps"][2]["reused_from"] == f"{first['run_id']}/c"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("toy", {"ParameterAssignments": {"beta": 1}}, 400, "has no parameter 'beta'"),
+        ("toy", {"ParameterAssignments": {"seed": "x"}}, 400, "parameter 'seed' takes int"),
+        ("toy", {"ParameterAssignments": [1]}, 400, "ParameterAssignments must be an object"),
+        ("toy", {"Parameters": {}}, 400, "Parameters: unknown key"),
+        ("toy", {"DataPathAssignments": {"x": "s/p"}}, 400, "DataPathAssignments.x: use"),
+        ("toy?pipelineVersion=7", {}, 404, "endpoint 'toy' has no version '7'"),
+        ("ghost", {}, 404, "no pipeline endpoint 'ghost' (endpoints: toy)"),
+    ],
+)
+def test_a_bad_submit_is_refused_with_the_key_to_fix_and_queues_nothing(
+    served, path, body, status, message
+):
+    backend, _, _, url = served
+    got, answer = call(url + SUBMIT + path, body)
+    assert got == status
+    assert message in answer["error"]["message"]
+    assert backend.store.one("SELECT COUNT(*) FROM runs")[0] == 0
+
+
+def test_a_body_that_is_not_json_is_a_400(served):
+    _, _, _, url = served
+    request = urllib.request.Request(url + SUBMIT + "toy", data=b"{nope", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 400
+    assert "not JSON" in json.loads(caught.value.read())["error"]["message"]
+
+
+def test_endpoints_and_unknown_runs_read_over_rest(served):
+    _, _, _, url = served
+    status, endpoints = call(url + "/pipelines/v1.0/PipelineEndpoints")
+    assert status == 200
+    assert [(e["name"], e["default_version"]) for e in endpoints] == [("toy", "0")]
+    assert endpoints[0]["url"] == url + SUBMIT + "toy"
+    status, body = call(url + "/pipelines/v1.0/PipelineRuns/toy_nope")
+    assert status == 404 and "toy_nope" in body["error"]["message"]

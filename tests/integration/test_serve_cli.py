@@ -1,0 +1,144 @@
+"""`amlops serve` as a user starts it: a real process, real HTTP, stopped by a signal."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from amlops.spec import Output, Pipeline, ScriptStep
+
+SUBMIT = "/pipelines/v1.0/PipelineRuns/PipelineEndpointSubmit/Name/"
+
+
+@pytest.fixture
+def repo(toy) -> Path:
+    """A repo whose config/local.yml points at the toy workspace, with a slow pipeline added."""
+    backend, pipeline, tmp_path, _, _ = toy
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "local.yml").write_text("workspace:\n  path: ws\n")
+    slow_dir = tmp_path / "steps" / "slow"
+    slow_dir.mkdir()
+    (slow_dir / "main.py").write_text("import time\ntime.sleep(600)\n")
+    slow = Pipeline("slow", [ScriptStep("nap", slow_dir, arguments=["--out", Output("o")])])
+    backend.build([pipeline(), slow], plan=False)
+    backend.publish([pipeline(), slow], plan=False)
+    return tmp_path
+
+
+def serve(root: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "amlops.cli", "serve", "--root", str(root), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def run_status(url: str, run_id: str) -> str:
+    with urllib.request.urlopen(f"{url}/pipelines/v1.0/PipelineRuns/{run_id}", timeout=30) as r:
+        return json.loads(r.read())["status"]
+
+
+def until(predicate, what: str, limit_s: float = 120) -> None:
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_serve_answers_on_the_port_it_prints_and_sigterm_cancels_the_run_in_progress(repo):
+    proc = serve(repo, "--port", "0")
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith(f"serving {repo / 'ws'} on http://127.0.0.1:")
+        url = first.split(" on ")[1].split()[0]
+        with urllib.request.urlopen(url + "/health", timeout=30) as response:
+            assert json.loads(response.read()) == {"status": "ok"}
+        done = post(url + SUBMIT + "toy", {"ParameterAssignments": {"seed": 7}})["Id"]
+        until(lambda: run_status(url, done) == "Completed", "the toy run")
+        napping = post(url + SUBMIT + "slow", {})["Id"]
+        waiting = post(url + SUBMIT + "toy", {"ParameterAssignments": {"seed": 8}})["Id"]
+        until(lambda: run_status(url, napping) == "Running", "the slow run to start")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert "canceling the run in progress" in err
+    # Nothing is left Running: the step was stopped and its run recorded as Canceled; the
+    # queued run waits for the next start.
+    restarted = serve(repo, "--port", "0", "--no-schedules")
+    try:
+        url = restarted.stdout.readline().split(" on ")[1].split()[0]
+        assert run_status(url, napping) == "Canceled"
+        until(lambda: run_status(url, waiting) == "Completed", "the queued run after restart")
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=60)
+        restarted.stdout.close()
+        restarted.stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--port", "70000"], "--port 70000: must be a TCP port"),
+        (["--poll-seconds", "0"], "--poll-seconds 0.0: must be more than 0"),
+        (["--env", "nowhere"], "--env 'nowhere'"),
+    ],
+)
+def test_serve_refuses_bad_arguments_with_exit_2(repo, args, expected):
+    proc = subprocess.run(
+        [sys.executable, "-m", "amlops.cli", "serve", "--root", str(repo), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and expected in proc.stderr
+
+
+def test_serve_on_a_taken_port_says_which(repo):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        proc = subprocess.run(
+            [sys.executable, "-m", "amlops.cli", "serve", "--root", str(repo), "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2
+    assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+def test_serve_without_a_workspace_says_to_deploy_first(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "local.yml").write_text("workspace:\n  path: ws\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "amlops.cli", "serve", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "run 'make deploy' first" in proc.stderr
+    assert not (tmp_path / "ws").exists()
