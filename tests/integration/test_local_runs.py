@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from amlops.backends.local.backend import LocalBackend
+from amlops.config import DatasetConfig
 from amlops.spec import Output, Pipeline, ScriptStep
 
 
@@ -164,3 +165,22 @@ def test_missing_data_is_refused_before_a_run_exists(toy):
     with pytest.raises(ConfigError, match="parameter 'incoming': workspaceblobstore/nowhere"):
         backend.run(Pipeline("reader", [step]))
     assert backend.store.one("SELECT COUNT(*) AS n FROM runs")["n"] == 0
+
+
+def test_uploading_a_dataset_overwrites_its_files_and_leaves_other_files_alone(toy):
+    """As Azure's upload does: new data a user dropped next to the upload survives a deploy."""
+    backend, _, tmp_path, dataset, _ = toy
+    uploaded = DatasetConfig(
+        name="drop", kind="file", path=dataset.path, datastore="workspaceblobstore",
+        datastore_path="incoming", upload=True,
+    )  # fmt: skip
+    backend.register_datasets([uploaded], plan=False)
+    folder = backend.ws.datastore("workspaceblobstore") / "incoming"
+    assert (folder / "data.txt").read_text() == "rows v1"
+    (folder / "dropped.txt").write_text("a user's new rows")
+    (dataset.path / "data.txt").write_text("rows v2")
+    [change] = backend.register_datasets([uploaded], plan=False)
+    assert (change.action, change.version) == ("updated", "2")
+    assert (folder / "data.txt").read_text() == "rows v2"
+    assert (folder / "dropped.txt").read_text() == "a user's new rows"
+    assert sorted(p.name for p in folder.iterdir()) == ["data.txt", "dropped.txt"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -137,19 +138,22 @@ def _latest(row) -> tuple[int, str] | None:
 
 
 def _upload(source: Path, target: Path) -> None:
-    """Mirror the files to their datastore path, as Azure's upload does, only if they differ."""
-    if target.exists() and hash_tree(target, respect_ignore=False) == hash_tree(
-        source, respect_ignore=False
-    ):
-        return
-    fresh = target.with_name(target.name + ".uploading")
-    shutil.rmtree(fresh, ignore_errors=True)
-    shutil.copytree(source, fresh)
-    old = target.with_name(target.name + ".old")
-    if target.exists():
-        target.rename(old)
-    fresh.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    """Upload as Azure's does: same-named files are overwritten, other files are left alone.
+
+    Other files matter: users drop new data next to the uploaded sample, and a datastore
+    trigger watches that folder. Each file is replaced in one rename, so a reader (a step,
+    a trigger) never sees half of one, and an unchanged file is not touched at all.
+    """
+    for file in sorted(source.rglob("*")):
+        if not file.is_file():
+            continue
+        dest = target / file.relative_to(source)
+        if dest.is_file() and filecmp.cmp(file, dest, shallow=False):
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(f".{dest.name}.uploading")
+        shutil.copy2(file, partial)
+        partial.replace(dest)
 
 
 def _check_dataset_files(folder: Path, ds: DatasetConfig, where: str) -> None:

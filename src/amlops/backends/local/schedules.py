@@ -20,7 +20,7 @@ from typing import Any
 
 from amlops.backends.base import CREATED, DISABLED, UNCHANGED, UPDATED, Change
 from amlops.backends.local.store import Store
-from amlops.backends.local.workspace import LocalWorkspace
+from amlops.backends.local.workspace import DEFAULT_DATASTORE, LocalWorkspace
 from amlops.config import DatastoreTrigger, Recurrence, ScheduleConfig
 from amlops.content import hash_text
 from amlops.errors import ConfigError
@@ -102,11 +102,14 @@ def _validate(
         except ValueError as exc:
             raise ConfigError(f"{key}.recurrence.time_zone: {exc}") from None
     trig = sc.datastore_trigger
-    if trig is not None and sc.enabled and not ws.datastore(trig.datastore).is_dir():
-        known = sorted(p.name for p in ws.datastores.iterdir()) if ws.datastores.is_dir() else []
+    # The default datastore exists in every workspace, even one a --plan has not created yet.
+    known = {DEFAULT_DATASTORE}
+    if ws.datastores.is_dir():
+        known |= {p.name for p in ws.datastores.iterdir() if p.is_dir()}
+    if trig is not None and sc.enabled and trig.datastore not in known:
         raise ConfigError(
             f"{key}.datastore_trigger.datastore: no datastore {trig.datastore!r} in the local "
-            f"workspace (datastores: {', '.join(known) or 'none'})"
+            f"workspace (datastores: {', '.join(sorted(known))})"
         )
 
 
