@@ -133,17 +133,17 @@ class LocalBackend:
 
     def schedule(self, schedules: Sequence[ScheduleConfig], *, plan: bool) -> list[Change]:
         """Reconcile the configured schedules with the workspace's, by name."""
+        # A schedule runs its endpoint's default version: check parameters against that.
         kinds = {name: parameter_kinds(p) for name, p in self._published.items()}
-        for sc in schedules:
-            if sc.pipeline not in kinds and self._has_endpoint(sc.pipeline):
-                pipeline, _ = endpoints.published(self.ws, self.store, sc.pipeline)
-                kinds[sc.pipeline] = parameter_kinds(pipeline)
+        for name in {sc.pipeline for sc in schedules} - set(kinds):
+            try:
+                pipeline, _ = endpoints.published(self.ws, self.store, name)
+            except endpoints.NotPublished:
+                continue  # reconcile says "publish first"
+            kinds[name] = parameter_kinds(pipeline)
         return reconcile_schedules(
             self.ws, self.store, schedules, kinds, where=self.config_file, plan=plan
         )
-
-    def _has_endpoint(self, name: str) -> bool:
-        return self.store.one("SELECT 1 FROM endpoints WHERE name=?", (name,)) is not None
 
     # --- queries -------------------------------------------------------------------------------
 
