@@ -201,7 +201,13 @@ def render(manifest: Manifest) -> str:
                 else (f"would be {e['action']}")
             )
             version = f" v{e['version']}" if e.get("version") else ""
-            extra = f"  {e['url']}" if e.get("url") else ""
+            where = (
+                e.get("url")
+                or e.get("recurrence")
+                or e.get("watches")
+                and f"new files in {e['watches']}"
+            )
+            extra = f"  {where}" if where else ""
             lines.append(f"  {e['name']}{version}: {action}{extra}")
     for run in manifest.runs:
         head = f"run {run['pipeline']}"

@@ -167,6 +167,9 @@ def _endpoints(backend: LocalBackend, verb: str, args: Namespace) -> Any:
 
 
 def _schedules(backend: LocalBackend, verb: str, args: Namespace) -> Any:
+    from amlops.backends.local.schedules import recurrence_of
+    from amlops.recurrence import describe
+
     store = backend.store
     if verb == "list":
         rows = store.all("SELECT * FROM schedules ORDER BY name, status, created_at")
@@ -184,7 +187,7 @@ def _schedules(backend: LocalBackend, verb: str, args: Namespace) -> Any:
             "pipeline": row["endpoint"],
             "status": row["status"],
             "when": (
-                f"every {rec['interval']} {rec['frequency']} ({rec['time_zone']})"
+                describe(recurrence_of(row))
                 if rec
                 else f"new files in {trig['datastore']}/{trig['path']}"
             ),

@@ -25,7 +25,7 @@ from tzlocal.windows_tz import win_tz
 
 from amlops.config import Recurrence
 
-__all__ = ["anchor_of", "fires_between", "next_fire", "zone"]
+__all__ = ["anchor_of", "describe", "fires_between", "next_fire", "zone"]
 
 MAX_FIRES = 1000
 
@@ -42,6 +42,21 @@ def default_start_time(now: datetime | None = None) -> str:
     """Yesterday 00:00: in the past in every time zone, so creation never fires a run."""
     now = now or datetime.now(UTC)
     return (now - timedelta(days=1)).strftime("%Y-%m-%dT00:00:00")
+
+
+def describe(recurrence: Recurrence) -> str:
+    """In words, e.g. "every 2 days at 02:30 (UTC)", for summaries and listings."""
+    unit = recurrence.frequency.lower()
+    every = f"every {unit}" if recurrence.interval == 1 else f"every {recurrence.interval} {unit}s"
+    if recurrence.week_days:
+        every += " on " + ", ".join(recurrence.week_days)
+    if recurrence.hours or recurrence.minutes:
+        # What is left out comes from the start, which defaults to midnight.
+        start = datetime.fromisoformat(recurrence.start_time or "2000-01-01T00:00")
+        hours = recurrence.hours or (start.hour,)
+        minutes = recurrence.minutes or (start.minute,)
+        every += " at " + ", ".join(f"{h:02}:{m:02}" for h in hours for m in minutes)
+    return f"{every} ({recurrence.time_zone})"
 
 
 def zone(name: str) -> ZoneInfo:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from amlops.config import Recurrence
-from amlops.recurrence import MAX_FIRES, anchor_of, fires_between, next_fire, zone
+from amlops.recurrence import MAX_FIRES, anchor_of, describe, fires_between, next_fire, zone
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -235,3 +235,21 @@ def test_naive_datetimes_are_refused():
     rec = Recurrence("Minute", 1)
     with pytest.raises(ValueError, match="timezone-aware"):
         next_fire(rec, datetime(2026, 1, 1), CREATED)
+
+
+@pytest.mark.parametrize(
+    ("recurrence", "words"),
+    [
+        (Recurrence("Day", 1, (2,), (30,)), "every day at 02:30 (UTC)"),
+        (Recurrence("Minute", 15), "every 15 minutes (UTC)"),
+        (
+            Recurrence("Week", 2, (6,), (0,), ("Monday", "Friday"), "W. Europe Standard Time"),
+            "every 2 weeks on Monday, Friday at 06:00 (W. Europe Standard Time)",
+        ),
+        # What is left out comes from the start: its minute here, midnight by default.
+        (Recurrence("Day", 1, (8,), start_time="2026-01-01T10:20"), "every day at 08:20 (UTC)"),
+        (Recurrence("Day", 1, (), (15,)), "every day at 00:15 (UTC)"),
+    ],
+)
+def test_describe_says_when_a_schedule_fires(recurrence, words):
+    assert describe(recurrence) == words

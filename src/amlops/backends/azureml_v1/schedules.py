@@ -19,7 +19,7 @@ from amlops.backends.base import CREATED, DISABLED, UNCHANGED, UPDATED, Change
 from amlops.config import ScheduleConfig
 from amlops.content import hash_text
 from amlops.errors import AmlopsError, ConfigError
-from amlops.recurrence import default_start_time
+from amlops.recurrence import default_start_time, describe
 from amlops.schedule_rules import check_parameters
 
 MARKER_RE = re.compile(r"\s*\[amlops:([0-9a-f]{12})\]\s*$")
@@ -286,7 +286,7 @@ def _record(action: str, sc: ScheduleConfig, schedule_id: str | None, fp: str) -
         "fingerprint": fp,
     }
     if sc.recurrence:
-        detail["recurrence"] = f"every {sc.recurrence.interval} {sc.recurrence.frequency}"
+        detail["recurrence"] = describe(sc.recurrence)
     else:
         assert sc.datastore_trigger is not None
         detail["watches"] = f"{sc.datastore_trigger.datastore}/{sc.datastore_trigger.path}"

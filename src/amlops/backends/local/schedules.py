@@ -24,7 +24,7 @@ from amlops.backends.local.workspace import DEFAULT_DATASTORE, LocalWorkspace
 from amlops.config import DatastoreTrigger, Recurrence, ScheduleConfig
 from amlops.content import hash_text
 from amlops.errors import ConfigError
-from amlops.recurrence import default_start_time, zone
+from amlops.recurrence import default_start_time, describe, zone
 from amlops.schedule_rules import check_parameters
 
 ACTIVE = "Active"
@@ -200,7 +200,7 @@ def _disable(db, row, plan: bool, why: str) -> Change:
 def _record(action: str, sc: ScheduleConfig, schedule_id: str | None) -> Change:
     detail: dict[str, Any] = {"schedule_id": schedule_id, "pipeline": sc.pipeline}
     if sc.recurrence:
-        detail["recurrence"] = f"every {sc.recurrence.interval} {sc.recurrence.frequency}"
+        detail["recurrence"] = describe(sc.recurrence)
     else:
         assert sc.datastore_trigger is not None
         detail["watches"] = f"{sc.datastore_trigger.datastore}/{sc.datastore_trigger.path}"
