@@ -243,6 +243,10 @@ def run_serve(args: argparse.Namespace) -> int:
         print("stopping: canceling the run in progress; queued runs resume at the next start",
               file=sys.stderr)  # fmt: skip
     finally:
+        # A second signal (make and a terminal both pass Ctrl-C on) must not cut the
+        # cancellation short and leave a run recorded as Running.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         server.server_close()
         service.stop()
     return 0
