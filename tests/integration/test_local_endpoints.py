@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -170,3 +172,18 @@ def test_endpoints_and_unknown_runs_read_over_rest(served):
     assert endpoints[0]["url"] == url + SUBMIT + "toy"
     status, body = call(url + "/pipelines/v1.0/PipelineRuns/toy_nope")
     assert status == 404 and "toy_nope" in body["error"]["message"]
+
+
+def test_a_refused_request_does_not_garble_the_next_one_on_its_connection(served):
+    """A client that keeps its connection open (most do) gets a clean answer after an error."""
+    _, _, _, url = served
+    connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=30)
+    body = json.dumps({"ParameterAssignments": {"alpha": 0.1}})
+    connection.request("POST", "/pipelines/v1.0/nowhere", body=body)
+    first = connection.getresponse()
+    assert first.status == 404
+    assert "no such resource" in json.loads(first.read())["error"]["message"]
+    connection.request("GET", "/health")
+    second = connection.getresponse()
+    assert (second.status, json.loads(second.read())) == (200, {"status": "ok"})
+    connection.close()

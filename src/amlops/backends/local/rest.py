@@ -72,10 +72,18 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = HTTPStatus.NOT_FOUND, _error("NotFound", str(exc))
         except (AmlopsError, SpecError) as exc:
             status, body = HTTPStatus.BAD_REQUEST, _error("BadRequest", str(exc))
+        except Exception as exc:  # a bug: answer, log it, and keep serving
+            self.server.service.say(f"error answering {self.command} {url.path}: {exc!r}")
+            message = f"{type(exc).__name__}: {exc}"
+            status, body = HTTPStatus.INTERNAL_SERVER_ERROR, _error("InternalError", message)
         data = json.dumps(body, indent=2, default=str).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if status >= 400:
+            # The request body may be unread: the connection cannot carry another request.
+            self.close_connection = True
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
@@ -141,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's name)
-        self.server.service._say(f"{self.address_string()} {format % args}")
+        self.server.service.say(f"{self.address_string()} {format % args}")
 
 
 def _assignments(body: dict[str, Any]) -> dict[str, Any]:

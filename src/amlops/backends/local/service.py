@@ -84,7 +84,7 @@ class LocalService:
             request = RunRequest(pipeline, dict(parameters), tags=_tags(origin))
             run_id = Runner(self.ws, store, self.log).submit(request, origin)
         self._queue.put(run_id)
-        self._say(f"queued {run_id} ({origin['type']}: {endpoint} v{version})")
+        self.say(f"queued {run_id} ({origin['type']}: {endpoint} v{version})")
         return run_id, version
 
     def _execute(self, run_id: str) -> None:
@@ -96,17 +96,17 @@ class LocalService:
             pipeline, _ = endpoints.published(self.ws, store, origin["endpoint"], origin["version"])
             request = RunRequest(pipeline, json.loads(row["parameters"]), tags=_tags(origin))
             result = Runner(self.ws, store, self.log, self._cancel).execute(run_id, request)
-        self._say(f"run {run_id}: {result.status}")
+        self.say(f"run {run_id}: {result.status}")
 
     def _work(self) -> None:
         while (run_id := self._queue.get()) is not None:
             try:
                 self._execute(run_id)
             except KeyboardInterrupt:
-                self._say(f"run {run_id}: Canceled (the service is stopping)")
+                self.say(f"run {run_id}: Canceled (the service is stopping)")
                 return
             except Exception as exc:  # one bad run must not stop the service
-                self._say(f"run {run_id}: could not run: {type(exc).__name__}: {exc}")
+                self.say(f"run {run_id}: could not run: {type(exc).__name__}: {exc}")
 
     # --- scheduling ----------------------------------------------------------------------------
 
@@ -121,7 +121,7 @@ class LocalService:
                 queued += self._fire_recurrence(row, now) if recurrence_of(row) else []
                 queued += self._fire_trigger(row, now) if trigger_of(row) else []
             except Exception as exc:  # a schedule whose runs cannot start is reported, not fatal
-                self._say(f"schedule {row['name']}: could not fire: {exc}")
+                self.say(f"schedule {row['name']}: could not fire: {exc}")
         return queued
 
     def _fire_recurrence(self, row, now: float) -> list[str]:
@@ -219,7 +219,7 @@ class LocalService:
         for thread in self._threads:
             thread.join()
 
-    def _say(self, line: str) -> None:
+    def say(self, line: str) -> None:
         with self._lock:
             print(f"[{time.strftime('%H:%M:%S')}] {line}", file=self.log, flush=True)
 
