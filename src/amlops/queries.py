@@ -50,6 +50,7 @@ def _runs(backend: LocalBackend, verb: str, args: Namespace) -> Any:
                     "duration_s": _duration(r["start_time"], r["end_time"]),
                     "steps": len(steps),
                     "reused": sum(s["reused_from"] is not None for s in steps),
+                    "source": _source(r["origin"]),
                 }
             )
         return out
@@ -65,7 +66,7 @@ def _runs(backend: LocalBackend, verb: str, args: Namespace) -> Any:
         "started": _when(run["start_time"]),
         "duration_s": _duration(run["start_time"], run["end_time"]),
         "error": run["error"],
-        "origin": json.loads(run["origin"] or '{"type": "SDK"}'),
+        "origin": json.loads(run["origin"] or SDK_ORIGIN),
         "folder": str(backend.ws.runs / run["run_id"]),
         "steps": [
             {
@@ -81,6 +82,15 @@ def _runs(backend: LocalBackend, verb: str, args: Namespace) -> Any:
             for s in steps
         ],
     }
+
+
+SDK_ORIGIN = '{"type": "SDK"}'
+
+
+def _source(origin: str | None) -> str:
+    """Who started a run: SDK (deploy.py), HTTP (a REST call) or the schedule's name."""
+    found = json.loads(origin or SDK_ORIGIN)
+    return found.get("schedule") or found["type"]
 
 
 def _assets(backend: LocalBackend, kind: str, verb: str, args: Namespace) -> Any:

@@ -109,6 +109,8 @@ def test_a_rest_submit_runs_the_published_pipeline_with_its_parameters(served):
     assert run["status"] == "Completed"
     assert run["parameters"]["alpha"] == 0.9  # coerced to the Param's type, as AML does
     assert run["origin"] == {"type": "HTTP", "endpoint": "toy", "version": "0"}
+    _, listed = call(f"{url}/pipelines/v1.0/PipelineRuns")
+    assert [(r["run_id"], r["source"]) for r in listed] == [(body["Id"], "HTTP")]
     out = Path(run["steps"][1]["outputs"]["ob"]) / "data.txt"
     assert json.loads(out.read_text())["--alpha"] == "0.9"
     # The same submit again reuses every step.
