@@ -214,6 +214,10 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _ignore(signum: int, frame: Any) -> None:
+    pass
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from amlops.backends.local.rest import RestServer
     from amlops.backends.local.service import LocalService
@@ -244,9 +248,10 @@ def run_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
     finally:
         # A second signal (make and a terminal both pass Ctrl-C on) must not cut the
-        # cancellation short and leave a run recorded as Running.
+        # cancellation short and leave a run recorded as Running. A handler that does
+        # nothing, not SIG_IGN: step processes would inherit an ignored SIGTERM and never stop.
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, signal.SIG_IGN)
+            signal.signal(signum, _ignore)
         server.server_close()
         service.stop()
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from amlops.backends.local.backend import LocalBackend
+from amlops.backends.local.runner import Runner, RunRequest
 from amlops.config import DatasetConfig
 from amlops.spec import Output, Pipeline, ScriptStep
 
@@ -184,3 +185,67 @@ def test_uploading_a_dataset_overwrites_its_files_and_leaves_other_files_alone(t
     assert (folder / "data.txt").read_text() == "rows v2"
     assert (folder / "dropped.txt").read_text() == "a user's new rows"
     assert sorted(p.name for p in folder.iterdir()) == ["data.txt", "dropped.txt"]
+
+
+MEET_SCRIPT = """\
+import sys, time
+from pathlib import Path
+
+me, other, meet, fail = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4] == "yes"
+(meet / me).touch()
+if fail:
+    sys.exit(4)
+deadline = time.monotonic() + 120
+while not (meet / other).exists():  # only a step running at the same time can create it
+    if time.monotonic() > deadline:
+        sys.exit(f"{me}: {other} never ran alongside")
+    time.sleep(0.05)
+out = Path(sys.argv[sys.argv.index("--out") + 1])
+(out / "done").write_text(me)
+"""
+
+
+def fan_out(tmp_path: Path, fail: str = "") -> Pipeline:
+    """split -> (left, right) -> join, where left and right each wait to meet the other."""
+    folder = tmp_path / "steps" / "meet"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "main.py").write_text(MEET_SCRIPT)
+    meet = tmp_path / "meet"
+    meet.mkdir(exist_ok=True)
+    split, left, right, join = Output("split"), Output("left"), Output("right"), Output("join")
+
+    def step(name, *args):
+        return ScriptStep(name, folder, arguments=list(args), allow_reuse=False)
+
+    return Pipeline(
+        "fan_out",
+        [
+            ScriptStep("split", tmp_path / "steps" / "a", arguments=["--out", split]),
+            step("left", "left", "right", str(meet), "yes" if fail == "left" else "no",
+                 "--in", split.as_input(), "--out", left),
+            step("right", "right", "left", str(meet), "no", "--in", split.as_input(),
+                 "--out", right),
+            step("join", "join", "join", str(meet), "no", "--a", left.as_input(),
+                 "--b", right.as_input(), "--out", join),
+        ],
+    )  # fmt: skip
+
+
+def test_independent_steps_run_side_by_side_as_on_azure_ml(toy):
+    backend, _, tmp_path, _, _ = toy
+    runner = Runner(backend.ws, backend.store, max_parallel_steps=2)
+    result = runner.run(RunRequest(fan_out(tmp_path), {}))
+    assert result.status == "Completed", result.error
+    assert [s.status for s in result.steps] == ["Completed"] * 4
+
+
+def test_after_a_failure_running_steps_finish_and_nothing_new_starts(toy):
+    backend, _, tmp_path, _, _ = toy
+    runner = Runner(backend.ws, backend.store, max_parallel_steps=2)
+    result = runner.run(RunRequest(fan_out(tmp_path, fail="left"), {}))
+    assert result.status == "Failed"
+    assert result.error.startswith("step 'left' failed (exit code 4)")
+    statuses = {s.name: s.status for s in result.steps}
+    assert statuses == {
+        "split": "Completed", "left": "Failed", "right": "Completed", "join": "NotStarted",
+    }  # fmt: skip

@@ -10,6 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,6 +37,7 @@ from amlops.spec import (
 NOT_STARTED, QUEUED, RUNNING = "NotStarted", "Queued", "Running"
 COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
 LOG_TAIL_LINES = 20
+STOP_GRACE_S = 10  # a canceled step gets this long to exit after SIGTERM, then SIGKILL
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,44 @@ class RunRequest:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+class Cancellation:
+    """Cancels a run from any thread: stops the step processes running for it at once."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        with self._lock:
+            self._event.set()
+            for proc in self._running:
+                _stop_group(proc)
+
+    @contextmanager
+    def watching(self, proc: subprocess.Popen) -> Iterator[None]:
+        """While inside, a cancellation stops ``proc`` (and one already made stops it now)."""
+        with self._lock:
+            if self._event.is_set():
+                _stop_group(proc)
+            self._running.add(proc)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+
+
+def _stop_group(proc: subprocess.Popen, signum: int = signal.SIGTERM) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        pass  # already gone
+
+
 def new_run_id(pipeline: str) -> str:
     return f"{pipeline}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(3)}"
 
@@ -72,12 +114,14 @@ class Runner:
         ws: LocalWorkspace,
         store: Store,
         progress: TextIO | None = None,
-        cancel: threading.Event | None = None,
+        cancel: Cancellation | None = None,
+        max_parallel_steps: int | None = None,
     ):
         self.ws = ws
         self.store = store
         self.progress = progress or sys.stderr
-        self.cancel = cancel  # set from another thread to cancel the run in progress
+        self.cancel = cancel or Cancellation()  # another thread may cancel the run with it
+        self.max_parallel_steps = max_parallel_steps or os.cpu_count() or 1
 
     def run(self, request: RunRequest) -> RunResult:
         return self.execute(self.submit(request), request)
@@ -126,23 +170,19 @@ class Runner:
             )
         self._say(f"run {run_id}: {len(steps)} steps")
         produced: dict[str, _Produced] = {}
-        results: list[StepResult] = []
+        finished: dict[str, StepResult] = {}
         error: str | None = None
         status = COMPLETED
         try:
-            for index, step in enumerate(steps, 1):
-                result = self._run_step(
-                    step, index, len(steps), run_id, run_dir, values, env_hashes, produced,
-                    request,
-                )  # fmt: skip
-                results.append(result)
-                if result.status != COMPLETED:
-                    status = result.status
-                    error = f"step {step.name!r} failed (exit code {result.exit_code})"
-                    tail = _tail(run_dir / step.name / "stderr.txt")
-                    if tail:
-                        error += f":\n{tail}"
-                    break
+            failed = self._run_steps(
+                pipeline, steps, run_id, run_dir, values, env_hashes, produced, request, finished
+            )
+            if failed is not None:
+                status = failed.status
+                error = f"step {failed.name!r} failed (exit code {failed.exit_code})"
+                tail = _tail(run_dir / failed.name / "stderr.txt")
+                if tail:
+                    error += f":\n{tail}"
         except KeyboardInterrupt:
             status, error = CANCELED, "canceled by the user"
             raise
@@ -155,8 +195,7 @@ class Runner:
                     "UPDATE runs SET status=?, error=?, end_time=? WHERE run_id=?",
                     (status, error, time.time(), run_id),
                 )
-        done = {r.name for r in results}
-        results += [StepResult(s.name, NOT_STARTED, False) for s in steps if s.name not in done]
+        results = [finished.get(s.name) or StepResult(s.name, NOT_STARTED, False) for s in steps]
         self._say(f"run {run_id}: {status}")
         return RunResult(
             pipeline=pipeline.name,
@@ -167,6 +206,65 @@ class Runner:
             error=error,
             folder=str(run_dir),
         )
+
+    def _run_steps(
+        self,
+        pipeline: Pipeline,
+        steps: list[Step],
+        run_id: str,
+        run_dir: Path,
+        values: dict[str, Any],
+        env_hashes: dict[str | None, str],
+        produced: dict[str, _Produced],
+        request: RunRequest,
+        finished: dict[str, StepResult],
+    ) -> StepResult | None:
+        """Run each step once its inputs exist, independent ones side by side, as AML does.
+
+        After a failure no step starts; those already running finish, so their outputs can be
+        reused by the next run. Returns the first step that did not complete, or None.
+        """
+        pending = list(steps)
+        running: dict[Future, Step] = {}
+        failed: StepResult | None = None
+        started = 0
+
+        def run_one(step: Step, index: int) -> StepResult:
+            # SQLite connections stay in their thread: each step gets its own.
+            store = Store(self.store.path)
+            try:
+                runner = Runner(self.ws, store, self.progress, self.cancel)
+                return runner._run_step(
+                    step, index, len(steps), run_id, run_dir, values, env_hashes, produced,
+                    request,
+                )  # fmt: skip
+            finally:
+                store.close()
+
+        def ready(step: Step) -> bool:
+            upstream = [finished.get(u.name) for u in pipeline.upstream(step)]
+            return all(r is not None and r.status == COMPLETED for r in upstream)
+
+        with ThreadPoolExecutor(max_workers=self.max_parallel_steps) as pool:
+            try:
+                while pending or running:
+                    startable = [s for s in pending if ready(s)] if failed is None else []
+                    for step in startable[: self.max_parallel_steps - len(running)]:
+                        pending.remove(step)
+                        started += 1
+                        running[pool.submit(run_one, step, started)] = step
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        result = future.result()
+                        finished[running.pop(future).name] = result
+                        if result.status != COMPLETED and failed is None:
+                            failed = result
+            except BaseException:
+                self.cancel.set()  # Ctrl-C, or a bug: stop every step still running
+                raise
+        return failed
 
     def plan(self, request: RunRequest) -> list[tuple[str, str | None]]:
         """(step, run it reuses or None) for each step, as a run now would decide; no writes."""
@@ -301,28 +399,25 @@ class Runner:
                 argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True
             )
             try:
-                return self._wait(proc)
+                with self.cancel.watching(proc):
+                    exit_code = proc.wait()
+                if self.cancel.is_set():
+                    raise KeyboardInterrupt
+                return exit_code
             except KeyboardInterrupt:
                 # The step runs in its own session, so its workers die with it.
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait()
+                _stop_group(proc)
+                try:
+                    proc.wait(timeout=STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    _stop_group(proc, signal.SIGKILL)  # it ignored SIGTERM
+                    proc.wait()
                 with self.store.transaction() as db:
                     db.execute(
                         "UPDATE step_runs SET status=?, end_time=? WHERE run_id=? AND step=?",
                         (CANCELED, time.time(), run_id, step.name),
                     )
                 raise
-
-    def _wait(self, proc: subprocess.Popen) -> int:
-        """The step's exit code; a set ``cancel`` event interrupts as Ctrl-C would."""
-        if self.cancel is None:
-            return proc.wait()
-        while True:
-            try:
-                return proc.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                if self.cancel.is_set():
-                    raise KeyboardInterrupt from None
 
     # --- resolution ------------------------------------------------------------------------
 

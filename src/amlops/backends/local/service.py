@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amlops.backends.local import endpoints
-from amlops.backends.local.runner import QUEUED, Runner, RunRequest
+from amlops.backends.local.runner import QUEUED, Cancellation, Runner, RunRequest
 from amlops.backends.local.schedules import (
     ACTIVE,
     blob_signatures,
@@ -55,7 +55,7 @@ class LocalService:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._looked: dict[str, float] = {}  # schedule id -> when the scheduler last looked
         self._stop = threading.Event()
-        self._cancel = threading.Event()
+        self._cancel = Cancellation()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
