@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -249,3 +255,51 @@ def test_after_a_failure_running_steps_finish_and_nothing_new_starts(toy):
     assert statuses == {
         "split": "Completed", "left": "Failed", "right": "Completed", "join": "NotStarted",
     }  # fmt: skip
+
+
+CTRL_C_SCRIPT = """\
+import sys
+from pathlib import Path
+from amlops.backends.local.backend import LocalBackend
+from amlops.spec import Output, Pipeline, ScriptStep
+
+root = Path(sys.argv[1])
+step = ScriptStep("nap", root / "nap", arguments=["--out", Output("o")])
+LocalBackend(root / "ws").run(Pipeline("napping", [step]))
+"""
+
+
+def test_ctrl_c_cancels_the_run_and_stops_its_step_processes(tmp_path):
+    (tmp_path / "nap").mkdir()
+    (tmp_path / "nap" / "main.py").write_text(
+        "import os, time\n"
+        f"open({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(tmp_path)])
+    pid_file = tmp_path / "pid"
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None, "the step never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) != 0
+    with sqlite3.connect(tmp_path / "ws" / "metadata.db") as db:
+        assert db.execute("SELECT status, error FROM runs").fetchone() == (
+            "Canceled",
+            "canceled by the user",
+        )
+        assert db.execute("SELECT status FROM step_runs").fetchone() == ("Canceled",)
+    step_pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 30
+    while _alive(step_pid):
+        assert time.monotonic() < deadline, "the step process outlived its canceled run"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
