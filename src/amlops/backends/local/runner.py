@@ -227,19 +227,31 @@ class Runner:
         pending = list(steps)
         running: dict[Future, Step] = {}
         failed: StepResult | None = None
-        started = 0
 
-        def run_one(step: Step, index: int) -> StepResult:
-            # SQLite connections stay in their thread: each step gets its own.
+        def launch(step: Step) -> int:
+            """Take the step off the pending list; its number in start order, for progress."""
+            pending.remove(step)
+            return len(steps) - len(pending)
+
+        def run_one(step: Step, index: int, store: Store) -> StepResult:
+            runner = Runner(self.ws, store, self.progress, self.cancel)
+            return runner._run_step(
+                step, index, len(steps), run_id, run_dir, values, env_hashes, produced, request
+            )
+
+        def in_thread(step: Step, index: int) -> StepResult:
+            # SQLite connections stay in their thread: a step in the pool opens its own.
             store = Store(self.store.path)
             try:
-                runner = Runner(self.ws, store, self.progress, self.cancel)
-                return runner._run_step(
-                    step, index, len(steps), run_id, run_dir, values, env_hashes, produced,
-                    request,
-                )  # fmt: skip
+                return run_one(step, index, store)
             finally:
                 store.close()
+
+        def record(step: Step, result: StepResult) -> None:
+            nonlocal failed
+            finished[step.name] = result
+            if result.status != COMPLETED and failed is None:
+                failed = result
 
         def ready(step: Step) -> bool:
             upstream = [finished.get(u.name) for u in pipeline.upstream(step)]
@@ -249,18 +261,18 @@ class Runner:
             try:
                 while pending or running:
                     startable = [s for s in pending if ready(s)] if failed is None else []
+                    if len(startable) == 1 and not running:
+                        # A lone step (all of a chain) runs right here: no thread hand-off.
+                        lone = startable[0]
+                        record(lone, run_one(lone, launch(lone), self.store))
+                        continue
                     for step in startable[: self.max_parallel_steps - len(running)]:
-                        pending.remove(step)
-                        started += 1
-                        running[pool.submit(run_one, step, started)] = step
+                        running[pool.submit(in_thread, step, launch(step))] = step
                     if not running:
                         break
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
-                        result = future.result()
-                        finished[running.pop(future).name] = result
-                        if result.status != COMPLETED and failed is None:
-                            failed = result
+                        record(running.pop(future), future.result())
             except BaseException:
                 self.cancel.set()  # Ctrl-C, or a bug: stop every step still running
                 raise
