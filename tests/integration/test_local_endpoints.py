@@ -103,12 +103,15 @@ def test_publish_before_build_names_the_stage_to_run(toy):
 
 def test_a_rest_submit_runs_the_published_pipeline_with_its_parameters(served):
     backend, _, _, url = served
-    status, body = call(url + SUBMIT + "toy", {"ParameterAssignments": {"alpha": "0.9"}})
+    submit = {"ExperimentName": "tuning", "ParameterAssignments": {"alpha": "0.9"}}
+    status, body = call(url + SUBMIT + "toy", submit)
     assert status == 200 and body["Status"] == "Queued" and body["PipelineVersion"] == "0"
     run = wait_for(url, body["Id"])
     assert run["status"] == "Completed"
     assert run["parameters"]["alpha"] == 0.9  # coerced to the Param's type, as AML does
-    assert run["origin"] == {"type": "HTTP", "endpoint": "toy", "version": "0"}
+    assert run["origin"] == {
+        "type": "HTTP", "endpoint": "toy", "version": "0", "experiment": "tuning"
+    }  # fmt: skip
     _, listed = call(f"{url}/pipelines/v1.0/PipelineRuns")
     assert [(r["run_id"], r["source"]) for r in listed] == [(body["Id"], "HTTP")]
     out = Path(run["steps"][1]["outputs"]["ob"]) / "data.txt"

@@ -116,8 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
         parameters = _assignments(body)
         version = (query.get("pipelineVersion") or [None])[0]
         origin = {"type": "HTTP"}
-        if body.get("ExperimentName"):
-            origin["experiment"] = str(body["ExperimentName"])
+        for key, field in (("ExperimentName", "experiment"), ("Description", "description")):
+            if body.get(key):
+                origin[field] = str(body[key])
         run_id, version = self.server.service.submit(name, version, parameters, origin)
         return HTTPStatus.OK, {
             "Id": run_id,
