@@ -146,7 +146,8 @@ def _reconcile(ws: LocalWorkspace, db, schedules: Sequence[ScheduleConfig], *, p
             _write(ws, db, sc, keep, schedule_id, fp, now)
         changes.append(_record(action, sc, None if plan and keep is None else schedule_id))
     configured = {sc.name for sc in schedules}
-    for row in db.execute("SELECT * FROM schedules WHERE status=? ORDER BY name", (ACTIVE,)):
+    active = db.execute("SELECT * FROM schedules WHERE status=? ORDER BY name", (ACTIVE,))
+    for row in active.fetchall():  # read first: the loop updates what it reads
         if row["name"] not in configured:
             changes.append(_disable(db, row, plan, "removed from config"))
     return changes
