@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+from amlops.backends.base import Change
 from amlops.config import ScheduleConfig
 from amlops.errors import ConfigError
+from amlops.recurrence import describe
 from amlops.spec import ParallelStep, Param, Pipeline
 
 
@@ -56,3 +59,16 @@ def check_parameters(sc: ScheduleConfig, kinds: Mapping[str, str], where: str) -
             "a dataset parameter; data-change triggers can set only DataPath parameters (read "
             "by a ScriptStep). Drop data_path_parameter to rerun on the watched folder"
         )
+
+
+def schedule_change(
+    action: str, sc: ScheduleConfig, schedule_id: str | None, **extra: Any
+) -> Change:
+    """What a schedule stage reports for one configured schedule, on either backend."""
+    detail: dict[str, Any] = {"schedule_id": schedule_id, "pipeline": sc.pipeline, **extra}
+    if sc.recurrence:
+        detail["recurrence"] = describe(sc.recurrence)
+    else:
+        assert sc.datastore_trigger is not None
+        detail["watches"] = f"{sc.datastore_trigger.datastore}/{sc.datastore_trigger.path}"
+    return Change("schedule", sc.name, action, detail=detail)

@@ -19,8 +19,8 @@ from amlops.backends.base import CREATED, DISABLED, UNCHANGED, UPDATED, Change
 from amlops.config import ScheduleConfig
 from amlops.content import hash_text
 from amlops.errors import AmlopsError, ConfigError
-from amlops.recurrence import default_start_time, describe
-from amlops.schedule_rules import check_parameters
+from amlops.recurrence import default_start_time
+from amlops.schedule_rules import check_parameters, schedule_change
 
 MARKER_RE = re.compile(r"\s*\[amlops:([0-9a-f]{12})\]\s*$")
 RECURRENCE, DATASTORE = "Recurrence", "DataStore"
@@ -205,11 +205,11 @@ def _reconcile_one(
             changes.append(Change("schedule", sc.name, UNCHANGED, detail={"status": "Disabled"}))
         return changes
     if keep is not None and keep.status == "Active" and _marker(keep) == fp:
-        changes.append(_record(UNCHANGED, sc, keep.id, fp))
+        changes.append(schedule_change(UNCHANGED, sc, keep.id, fingerprint=fp))
         return changes
     if plan:
         action = CREATED if keep is None else UPDATED
-        changes.append(_record(action, sc, keep.id if keep else None, fp))
+        changes.append(schedule_change(action, sc, keep.id if keep else None, fingerprint=fp))
         return changes
     trigger_args: dict[str, Any] = {}
     if trig is not None:
@@ -232,7 +232,7 @@ def _reconcile_one(
             _service_endpoint=service_endpoint,
             **trigger_args,
         )
-        changes.append(_record(CREATED, sc, created.id, fp))
+        changes.append(schedule_change(CREATED, sc, created.id, fingerprint=fp))
         return changes
     update_args: dict[str, Any] = dict(trigger_args)
     if sc.recurrence:
@@ -245,7 +245,7 @@ def _reconcile_one(
         status="Active",
         **update_args,
     )
-    changes.append(_record(UPDATED, sc, keep.id, fp))
+    changes.append(schedule_change(UPDATED, sc, keep.id, fingerprint=fp))
     return changes
 
 
@@ -277,17 +277,3 @@ def _disable(s: Any, plan: bool, why: str) -> Change:
     if not plan:
         s.disable()
     return Change("schedule", s.name, DISABLED, detail={"schedule_id": s.id, "reason": why})
-
-
-def _record(action: str, sc: ScheduleConfig, schedule_id: str | None, fp: str) -> Change:
-    detail: dict[str, Any] = {
-        "schedule_id": schedule_id,
-        "pipeline": sc.pipeline,
-        "fingerprint": fp,
-    }
-    if sc.recurrence:
-        detail["recurrence"] = describe(sc.recurrence)
-    else:
-        assert sc.datastore_trigger is not None
-        detail["watches"] = f"{sc.datastore_trigger.datastore}/{sc.datastore_trigger.path}"
-    return Change("schedule", sc.name, action, detail=detail)

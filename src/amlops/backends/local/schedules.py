@@ -24,8 +24,8 @@ from amlops.backends.local.workspace import DEFAULT_DATASTORE, LocalWorkspace
 from amlops.config import DatastoreTrigger, Recurrence, ScheduleConfig
 from amlops.content import hash_text
 from amlops.errors import ConfigError
-from amlops.recurrence import default_start_time, describe, zone
-from amlops.schedule_rules import check_parameters
+from amlops.recurrence import default_start_time, zone
+from amlops.schedule_rules import check_parameters, schedule_change
 
 ACTIVE = "Active"
 
@@ -138,13 +138,13 @@ def _reconcile(ws: LocalWorkspace, db, schedules: Sequence[ScheduleConfig], *, p
                 changes.append(Change("schedule", sc.name, UNCHANGED, detail=disabled))
             continue
         if keep is not None and keep["status"] == ACTIVE and keep["fingerprint"] == fp:
-            changes.append(_record(UNCHANGED, sc, keep["id"]))
+            changes.append(schedule_change(UNCHANGED, sc, keep["id"]))
             continue
         action = CREATED if keep is None else UPDATED
         schedule_id = keep["id"] if keep is not None else f"sched_{secrets.token_hex(6)}"
         if not plan:
             _write(ws, db, sc, keep, schedule_id, fp, now)
-        changes.append(_record(action, sc, None if plan and keep is None else schedule_id))
+        changes.append(schedule_change(action, sc, None if plan and keep is None else schedule_id))
     configured = {sc.name for sc in schedules}
     active = db.execute("SELECT * FROM schedules WHERE status=? ORDER BY name", (ACTIVE,))
     for row in active.fetchall():  # read first: the loop updates what it reads
@@ -196,13 +196,3 @@ def _disable(db, row, plan: bool, why: str) -> Change:
         )
     detail = {"schedule_id": row["id"], "reason": why}
     return Change("schedule", row["name"], DISABLED, detail=detail)
-
-
-def _record(action: str, sc: ScheduleConfig, schedule_id: str | None) -> Change:
-    detail: dict[str, Any] = {"schedule_id": schedule_id, "pipeline": sc.pipeline}
-    if sc.recurrence:
-        detail["recurrence"] = describe(sc.recurrence)
-    else:
-        assert sc.datastore_trigger is not None
-        detail["watches"] = f"{sc.datastore_trigger.datastore}/{sc.datastore_trigger.path}"
-    return Change("schedule", sc.name, action, detail=detail)
