@@ -57,6 +57,19 @@ class _Produced:
 
 
 @dataclass(frozen=True)
+class _RunState:
+    """What every step of one run shares while it executes."""
+
+    request: RunRequest
+    run_id: str
+    run_dir: Path
+    values: dict[str, Any]
+    env_hashes: dict[str | None, str]
+    total: int
+    produced: dict[str, _Produced] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunRequest:
     pipeline: Pipeline
     parameters: dict[str, Any]
@@ -169,14 +182,12 @@ class Runner:
                 (RUNNING, time.time(), run_id),
             )
         self._say(f"run {run_id}: {len(steps)} steps")
-        produced: dict[str, _Produced] = {}
+        run = _RunState(request, run_id, run_dir, values, env_hashes, len(steps))
         finished: dict[str, StepResult] = {}
         error: str | None = None
         status = COMPLETED
         try:
-            failed = self._run_steps(
-                pipeline, steps, run_id, run_dir, values, env_hashes, produced, request, finished
-            )
+            failed = self._run_steps(pipeline, steps, run, finished)
             if failed is not None:
                 status = failed.status
                 error = f"step {failed.name!r} failed (exit code {failed.exit_code})"
@@ -211,12 +222,7 @@ class Runner:
         self,
         pipeline: Pipeline,
         steps: list[Step],
-        run_id: str,
-        run_dir: Path,
-        values: dict[str, Any],
-        env_hashes: dict[str | None, str],
-        produced: dict[str, _Produced],
-        request: RunRequest,
+        run: _RunState,
         finished: dict[str, StepResult],
     ) -> StepResult | None:
         """Run each step once its inputs exist, independent ones side by side, as AML does.
@@ -234,10 +240,7 @@ class Runner:
             return len(steps) - len(pending)
 
         def run_one(step: Step, index: int, store: Store) -> StepResult:
-            runner = Runner(self.ws, store, self.progress, self.cancel)
-            return runner._run_step(
-                step, index, len(steps), run_id, run_dir, values, env_hashes, produced, request
-            )
+            return Runner(self.ws, store, self.progress, self.cancel)._run_step(step, index, run)
 
         def in_thread(step: Step, index: int) -> StepResult:
             # SQLite connections stay in their thread: a step in the pool opens its own.
@@ -301,23 +304,13 @@ class Runner:
 
     # --- one step --------------------------------------------------------------------------
 
-    def _run_step(
-        self,
-        step: Step,
-        index: int,
-        total: int,
-        run_id: str,
-        run_dir: Path,
-        values: dict[str, Any],
-        env_hashes: dict[str | None, str],
-        produced: dict[str, _Produced],
-        request: RunRequest,
-    ) -> StepResult:
-        step_dir = run_dir / step.name
+    def _run_step(self, step: Step, index: int, run: _RunState) -> StepResult:
+        run_id, values, produced, request = run.run_id, run.values, run.produced, run.request
+        step_dir = run.run_dir / step.name
         inputs, fingerprint, original = self._decide(
-            step, values, env_hashes[step.environment], produced, request
+            step, values, run.env_hashes[step.environment], produced, request
         )
-        prefix = f"[{index}/{total}] {step.name}"
+        prefix = f"[{index}/{run.total}] {step.name}"
 
         if original is not None:
             outputs = {k: self.ws.abs(v) for k, v in json.loads(original["outputs"]).items()}
