@@ -33,13 +33,15 @@ def repo(toy) -> Path:
     return tmp_path
 
 
-def serve(root: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "amlops.cli", "serve", "--root", str(root), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def serve(root: Path, log: Path, *args: str) -> subprocess.Popen:
+    """The service with its log in a file: a pipe nobody drains would fill and block it."""
+    with open(log, "a") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "amlops.cli", "serve", "--root", str(root), *args],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
 
 
 def post(url: str, body: dict) -> dict:
@@ -62,7 +64,8 @@ def until(predicate, what: str, limit_s: float = 120) -> None:
 
 
 def test_serve_answers_on_the_port_it_prints_and_sigterm_cancels_the_run_in_progress(repo):
-    proc = serve(repo, "--port", "0")
+    log = repo / "serve.log"
+    proc = serve(repo, log, "--port", "0")
     try:
         first = proc.stdout.readline()
         assert first.startswith(f"serving {repo / 'ws'} on http://127.0.0.1:")
@@ -80,21 +83,22 @@ def test_serve_answers_on_the_port_it_prints_and_sigterm_cancels_the_run_in_prog
         proc.kill()
         proc.wait()
     proc.stdout.close()
-    err = proc.stderr.read()
-    proc.stderr.close()
+    err = log.read_text()
     assert "canceling the run in progress" in err
     # Nothing is left Running: the step was stopped and its run recorded as Canceled; the
     # queued run waits for the next start.
-    restarted = serve(repo, "--port", "0", "--no-schedules")
+    restarted = serve(repo, log, "--port", "0", "--no-schedules")
     try:
         url = restarted.stdout.readline().split(" on ")[1].split()[0]
         assert run_status(url, napping) == "Canceled"
         until(lambda: run_status(url, waiting) == "Completed", "the queued run after restart")
     finally:
         restarted.send_signal(signal.SIGTERM)
-        restarted.wait(timeout=60)
-        restarted.stdout.close()
-        restarted.stderr.close()
+        try:
+            assert restarted.wait(timeout=60) == 0, log.read_text()[-3000:]
+        finally:
+            restarted.kill()
+            restarted.stdout.close()
 
 
 @pytest.mark.parametrize(
