@@ -6,12 +6,11 @@ point it at new data) and the ParallelRunConfig knobs users tune are pipeline pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from amlops.config import PipelineConfig
-from amlops.errors import ConfigError
+from amlops.config import PipelineConfig, SettingsReader
 from amlops.spec import MINI_BATCH_SIZE_RE, DataPathParam, Output, ParallelStep, Param, Pipeline
 
 STEP_DIR = Path(__file__).parent / "steps" / "score"
@@ -23,6 +22,7 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     "process_count_per_node": 2,
 }
 REQUIRED = ("environment", "model_name", "key_column", "input_datastore", "input_path")
+DESCRIPTION = "Score new data with the production model (ParallelRunStep)"
 
 
 @dataclass(frozen=True)
@@ -32,52 +32,38 @@ class BatchScoreSettings:
     key_column: str
     input_datastore: str
     input_path: str
-    description: str = "Score new data with the production model (ParallelRunStep)"
+    description: str = DESCRIPTION
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig) -> BatchScoreSettings:
-        unknown = sorted(set(cfg.settings) - {*REQUIRED, "description"})
-        if unknown:
-            raise ConfigError(
-                f"{cfg.where}.{unknown[0]}: unknown key (allowed: "
-                f"{', '.join(sorted({*REQUIRED, 'description'}))})"
-            )
-        values = {}
-        for key in (*REQUIRED, "description"):
-            value = cfg.settings.get(key)
-            if value is None and key == "description":
-                continue
-            if not isinstance(value, str) or not value:
-                raise ConfigError(f"{cfg.where}.{key}: is required (a non-empty string)")
-            values[key] = value
-        return cls(**values)
+        r = SettingsReader(cfg)
+        r.allow({*REQUIRED, "description"})
+        values = {key: r.string(key) for key in REQUIRED}
+        return cls(**values, description=r.string("description", DESCRIPTION, required=False))
 
 
 def parameters(cfg: PipelineConfig) -> dict[str, Any]:
     """Parameter defaults from config, checked the way the ParallelRunConfig will use them."""
-    unknown = sorted(set(cfg.parameters) - set(DEFAULT_PARAMETERS))
-    if unknown:
-        raise ConfigError(
-            f"{cfg.where}.parameters.{unknown[0]}: not a batch_score parameter "
-            f"(known: {', '.join(DEFAULT_PARAMETERS)})"
-        )
-    values = {**DEFAULT_PARAMETERS, **cfg.parameters}
-    where = f"{cfg.where}.parameters"
-    version = values["model_version"]
-    if isinstance(version, bool) or not isinstance(version, str | int) or str(version) == "":
-        raise ConfigError(f"{where}.model_version: a version number or an alias, got {version!r}")
-    values["model_version"] = str(version)
+    r = SettingsReader(cfg)
+    # YAML gives a version (a number or an alias) and a size in bytes (1024 or "64KB") as
+    # either type; both parameters are strings.
+    given = dict(cfg.parameters)
+    for name in ("model_version", "mini_batch_size"):
+        value = given.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            given[name] = str(value)
+    values = SettingsReader(replace(cfg, parameters=given)).parameters(DEFAULT_PARAMETERS)
+    if values["model_version"] == "":
+        raise r.fail("parameters.model_version", "a version number or an alias, got ''")
     size = values["mini_batch_size"]
-    if isinstance(size, bool) or not MINI_BATCH_SIZE_RE.match(str(size)):
-        raise ConfigError(
-            f"{where}.mini_batch_size: {size!r} must be bytes of CSV per mini-batch, "
-            "e.g. 1024, 64KB or 1MB"
+    if not MINI_BATCH_SIZE_RE.match(size):
+        raise r.fail(
+            "parameters.mini_batch_size",
+            f"{size!r} must be bytes of CSV per mini-batch, e.g. 1024, 64KB or 1MB",
         )
-    values["mini_batch_size"] = str(size)
     for name, low in (("error_threshold", -1), ("process_count_per_node", 1)):
-        value = values[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{where}.{name}: must be an integer >= {low}, got {value!r}")
+        if values[name] < low:
+            raise r.fail(f"parameters.{name}", f"must be an integer >= {low}, got {values[name]!r}")
     return values
 
 

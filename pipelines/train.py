@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlops.config import PipelineConfig
-from amlops.errors import ConfigError
+from amlops.config import PipelineConfig, SettingsReader
 from amlops.spec import DatasetInput, Output, Param, Pipeline, ScriptStep
 
 STEPS = Path(__file__).parent / "steps"
 TASKS = ("regression", "classification")
+DESCRIPTION = "Train, evaluate and register a model"
 DEFAULT_PARAMETERS: dict[str, Any] = {
     "test_size": 0.2,
     "seed": 42,
@@ -28,36 +28,26 @@ class TrainSettings:
     task: str
     model_name: str
     environment: str
+    description: str
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig) -> TrainSettings:
-        allowed = {"dataset", "target", "task", "model_name", "environment", "description"}
-        unknown = sorted(set(cfg.settings) - allowed)
-        if unknown:
-            raise ConfigError(f"{cfg.where}.{unknown[0]}: unknown key")
-        values = {}
-        for key in ("dataset", "target", "task", "model_name", "environment"):
-            value = cfg.settings.get(key)
-            if not isinstance(value, str) or not value:
-                raise ConfigError(f"{cfg.where}.{key}: is required (a non-empty string)")
-            values[key] = value
-        if values["task"] not in TASKS:
-            raise ConfigError(f"{cfg.where}.task: must be one of {', '.join(TASKS)}")
-        unknown = sorted(set(cfg.parameters) - set(DEFAULT_PARAMETERS))
-        if unknown:
-            raise ConfigError(
-                f"{cfg.where}.parameters.{unknown[0]}: not a train parameter "
-                f"(known: {', '.join(DEFAULT_PARAMETERS)})"
-            )
-        return cls(**values)
+        r = SettingsReader(cfg)
+        r.allow({"dataset", "target", "task", "model_name", "environment", "description"})
+        return cls(
+            dataset=r.string("dataset"),
+            target=r.string("target"),
+            task=r.choice("task", TASKS),
+            model_name=r.string("model_name"),
+            environment=r.string("environment"),
+            description=r.string("description", DESCRIPTION, required=False),
+        )
 
 
 def build(cfg: PipelineConfig, compute: str) -> Pipeline:
     settings = TrainSettings.from_config(cfg)
-    p = {
-        name: Param(name, _typed(cfg, name, default, cfg.parameters.get(name, default)))
-        for name, default in DEFAULT_PARAMETERS.items()
-    }
+    values = SettingsReader(cfg).parameters(DEFAULT_PARAMETERS)
+    p = {name: Param(name, value) for name, value in values.items()}
     prepared, model, evaluation, registration = (
         Output("prepared"),
         Output("model"),
@@ -147,15 +137,5 @@ def build(cfg: PipelineConfig, compute: str) -> Pipeline:
     return Pipeline(
         name=cfg.name,
         steps=steps,
-        description=str(cfg.settings.get("description", "Train, evaluate and register a model")),
+        description=settings.description,
     )
-
-
-def _typed(cfg: PipelineConfig, name: str, default: Any, value: Any) -> Any:
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if type(value) is not type(default):
-        raise ConfigError(
-            f"{cfg.where}.parameters.{name}: must be {type(default).__name__}, got {value!r}"
-        )
-    return value

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,15 @@ text = {k: (Path(v).joinpath("data.txt").read_text() if k.startswith("--in") els
 (out / "data.txt").write_text(json.dumps(text, sort_keys=True))
 (out / "argv.json").write_text(json.dumps(sys.argv[1:]))
 """
+
+
+@dataclass(frozen=True)
+class Toy:
+    backend: LocalBackend
+    pipeline: Callable[..., Pipeline]  # pipeline(fail_in=None): a fresh spec each call
+    root: Path  # tmp_path: steps/<name>/ are the step folders, data/ the dataset's files
+    dataset: DatasetConfig
+    environment: EnvironmentConfig
 
 
 @pytest.fixture
@@ -80,5 +91,5 @@ def toy(tmp_path: Path):
             ],
         )  # fmt: skip
 
-    yield backend, pipeline, tmp_path, dataset, environment
+    yield Toy(backend, pipeline, tmp_path, dataset, environment)
     backend.close()

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from amlops.backends import add_backend_options
+from amlops.backends.base import STAGES
 from amlops.errors import AmlopsError, ConfigError, RunFailed
 from amlops.spec import SpecError
 
@@ -51,7 +53,7 @@ def deploy_parser(prog: str = "deploy.py") -> argparse.ArgumentParser:
     parser.add_argument(
         "--stage",
         default="all",
-        choices=["register", "build", "run", "publish", "schedule", "all"],
+        choices=[*STAGES, "all"],
         help="one stage, or all stages the backend has (default all)",
     )
     parser.add_argument("--plan", action="store_true", help="say what would change; change nothing")
@@ -73,10 +75,7 @@ def deploy_parser(prog: str = "deploy.py") -> argparse.ArgumentParser:
         default=None,
         help="where to write the manifest (default <workspace>/manifests/<env>.json)",
     )
-    parser.add_argument(
-        "--tf-dir", type=Path, default=None, help="Terraform root to read outputs from"
-    )
-    parser.add_argument("--tf-state", type=Path, default=None, help="Terraform state file to read")
+    add_backend_options(parser)
     return parser
 
 
@@ -92,7 +91,8 @@ def _parse_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def run_deploy(args: argparse.Namespace) -> int:
-    from amlops.backends import backend_class, open_backend
+    from amlops.backends import backend_class, backend_options, open_backend
+    from amlops.backends.base import check_step_kinds
     from amlops.config import load_config
     from amlops.deploy import build_pipelines, deploy, render, resolve_stages, write_manifest
 
@@ -102,26 +102,18 @@ def run_deploy(args: argparse.Namespace) -> int:
     unknown = sorted(set(parameters) - {p.name for p in config.pipelines})
     if unknown:
         raise ConfigError(f"--param {unknown[0]}.*: no pipeline {unknown[0]!r} in {config.file}")
+    options = backend_options(config, args)
     cls = backend_class(config)
     stages = resolve_stages(args.stage, cls.stages, cls.name)
     # Every input is checked before the backend opens: a bad one must leave nothing behind.
     pipelines = build_pipelines(config)
+    check_step_kinds(cls, pipelines)
     for pipeline in pipelines:
         try:
             pipeline.resolve_parameters(parameters.get(pipeline.name))
         except SpecError as exc:
             raise ConfigError(f"--param: {exc}") from None
-    options: dict[str, Any] = {}
-    if config.workspace.backend != "local":
-        from amlops.backends.azureml_v1.terraform_outputs import TerraformSource
-
-        # Preflight checks node counts and datastores of exactly these pipelines.
-        options["pipelines"] = pipelines
-        if args.tf_dir or args.tf_state:
-            options["terraform"] = TerraformSource(dir=args.tf_dir, state=args.tf_state)
-    elif args.tf_dir or args.tf_state:
-        raise ConfigError(f"--tf-dir/--tf-state: --env {args.env} uses the local workspace")
-    backend = open_backend(config, plan=args.plan, **options)
+    backend = open_backend(config, plan=args.plan, pipelines=pipelines, options=options)
     started = time.time()
     failure: RunFailed | None = None
     try:
@@ -136,6 +128,8 @@ def run_deploy(args: argparse.Namespace) -> int:
         )
     except RunFailed as exc:
         failure, manifest = exc, exc.manifest
+    finally:
+        backend.close()
     if not args.plan:
         path = args.manifest or config.workspace.path / "manifests" / f"{config.env}.json"
         write_manifest(manifest, path)
@@ -204,10 +198,10 @@ def _local_config(args: argparse.Namespace):
 
 
 def _workspace(args: argparse.Namespace):
-    from amlops.backends.local.backend import LocalBackend
+    from amlops.backends.local.queries import WorkspaceReader
 
     config = _local_config(args)
-    return LocalBackend(config.workspace.path, service_url=config.workspace.service_url)
+    return WorkspaceReader.open(config.workspace.path, config.workspace.service_url)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -258,17 +252,19 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from amlops import queries
+    from amlops.backends.local import queries
 
     if args.command == "serve":
         return run_serve(args)
-    if args.command == "mlflow-ui":
-        backend = _workspace(args)
-        argv = queries.mlflow_ui_command(backend, args.host, args.port)
-        print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop)", file=sys.stderr)
-        os.execv(argv[0], argv)
-    backend = _workspace(args)
-    rows = queries.query(backend, args.command, args.verb, args)
+    reader = _workspace(args)
+    try:
+        if args.command == "mlflow-ui":
+            argv = queries.mlflow_ui_command(reader, args.host, args.port)
+            print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop)", file=sys.stderr)
+            os.execv(argv[0], argv)
+        rows = reader.query(args.command, args.verb, args)
+    finally:
+        reader.close()
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:

@@ -6,15 +6,16 @@ Every error names the file and the dotted key, so a user can fix it without read
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from amlops.backends import BACKENDS as BACKEND_TABLE
 from amlops.errors import ConfigError
 from amlops.spec import ASSET_NAME_RE
 
-BACKENDS = ("local", "azureml_v1")
+BACKENDS = tuple(BACKEND_TABLE)
 DATASET_KINDS = ("tabular", "file")
 FREQUENCIES = ("Minute", "Hour", "Day", "Week", "Month")
 WEEK_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -63,6 +64,7 @@ class PipelineConfig:
     settings: Mapping[str, Any]
     parameters: Mapping[str, Any]
     where: str  # "config/local.yml: pipelines.train", for the pipeline's own errors
+    file: Path = Path("config")  # the config file it comes from
 
 
 @dataclass(frozen=True)
@@ -117,11 +119,12 @@ class Config:
 class _Reader:
     """Walks the YAML document, turning every type or value error into a ConfigError."""
 
-    def __init__(self, file: Path):
+    def __init__(self, file: Path, prefix: str | None = None):
         self.file = file
+        self.prefix = f"{file}: " if prefix is None else prefix  # what precedes a key
 
     def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.file}: {key}: {message}")
+        return ConfigError(f"{self.prefix}{key}: {message}")
 
     def mapping(self, value: object, key: str, *, required: bool = True) -> Mapping[str, Any]:
         if value is None and not required:
@@ -133,33 +136,33 @@ class _Reader:
     def known(self, data: Mapping[str, Any], key: str, allowed: set[str]) -> None:
         unknown = sorted(set(data) - allowed)
         if unknown:
-            where = f"{key}.{unknown[0]}" if key else unknown[0]
+            where = _join(key, unknown[0])
             raise self.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
     def str_(self, data: Mapping[str, Any], key: str, name: str, default: Any = ...) -> Any:
         value = data.get(name, default)
         if value is ...:
-            raise self.fail(f"{key}.{name}" if key else name, "is required")
+            raise self.fail(_join(key, name), "is required")
         if value is not None and value is not default and not isinstance(value, str):
-            raise self.fail(f"{key}.{name}", f"must be a string, got {_type_name(value)}")
+            raise self.fail(_join(key, name), f"must be a string, got {_type_name(value)}")
         return value
 
     def int_(self, data: Mapping[str, Any], key: str, name: str, default: int, low: int) -> int:
         value = data.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise self.fail(f"{key}.{name}", f"must be an integer >= {low}, got {value!r}")
+            raise self.fail(_join(key, name), f"must be an integer >= {low}, got {value!r}")
         return value
 
     def bool_(self, data: Mapping[str, Any], key: str, name: str, default: bool) -> bool:
         value = data.get(name, default)
         if not isinstance(value, bool):
-            raise self.fail(f"{key}.{name}", f"must be true or false, got {value!r}")
+            raise self.fail(_join(key, name), f"must be true or false, got {value!r}")
         return value
 
     def choice(self, data: Mapping[str, Any], key: str, name: str, choices, default=...) -> str:
         value = self.str_(data, key, name, default)
         if value not in choices:
-            raise self.fail(f"{key}.{name}", f"must be one of {', '.join(choices)}, got {value!r}")
+            raise self.fail(_join(key, name), f"must be one of {', '.join(choices)}, got {value!r}")
         return value
 
     def asset_name(self, name: object, key: str) -> str:
@@ -172,6 +175,46 @@ class _Reader:
         if must_exist and not path.exists():
             raise self.fail(key, f"{value!r} does not exist (paths are relative to {root})")
         return path
+
+
+class SettingsReader:
+    """Reads one ``pipelines.<name>`` block for its pipeline module's ``build()``, with the
+    checks and messages of the rest of the config file (unknown keys list the allowed ones)."""
+
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg = cfg
+        self._r = _Reader(cfg.file, prefix=f"{cfg.where}.")
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return self._r.fail(key, message)
+
+    def allow(self, keys: Iterable[str]) -> None:
+        self._r.known(self.cfg.settings, "", set(keys))
+
+    def string(self, name: str, default: str | None = None, *, required: bool = True) -> str:
+        value = self._r.str_(self.cfg.settings, "", name, ... if required else default)
+        if required and not value:
+            raise self.fail(name, "is required (a non-empty string)")
+        return value
+
+    def choice(self, name: str, choices: Sequence[str]) -> str:
+        return self._r.choice(self.cfg.settings, "", name, choices)
+
+    def parameters(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overridden by config: known names only, each of its default's type."""
+        values = dict(defaults)
+        for name, value in self.cfg.parameters.items():
+            key = f"parameters.{name}"
+            if name not in defaults:
+                known = ", ".join(defaults)
+                raise self.fail(key, f"not a {self.cfg.name} parameter (known: {known})")
+            want = type(defaults[name])
+            if want is float and type(value) is int:
+                value = float(value)
+            if type(value) is not want:
+                raise self.fail(key, f"must be {want.__name__}, got {value!r}")
+            values[name] = value
+        return values
 
 
 def load_config(env: str, root: Path, config_dir: Path | None = None) -> Config:
@@ -322,7 +365,11 @@ def _pipeline(r: _Reader, name: str, doc: Mapping[str, Any]) -> PipelineConfig:
                 f"must be a number, string or boolean, got {_type_name(value)}",
             )
     return PipelineConfig(
-        name=name, settings=settings, parameters=dict(parameters), where=f"{r.file}: {key}"
+        name=name,
+        settings=settings,
+        parameters=dict(parameters),
+        where=f"{r.file}: {key}",
+        file=r.file,
     )
 
 
@@ -410,3 +457,7 @@ def _int_list(
 
 def _type_name(value: object) -> str:
     return "nothing" if value is None else type(value).__name__
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import json
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from amlops.backends.base import Change, RunResult
+from amlops.backends.base import Backend, Change, RunResult
 from amlops.config import Config
+from amlops.content import hash_text
 from amlops.errors import ConfigError, RunFailed
 from amlops.spec import Pipeline, SpecError
-
-ALL_STAGES = ("register", "build", "run", "publish", "schedule")
 
 
 @dataclass
@@ -45,23 +45,35 @@ class Manifest:
 
 
 def build_pipelines(config: Config) -> list[Pipeline]:
-    """Import ``pipelines/<name>.py`` for each configured pipeline and build its spec."""
-    root = str(config.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    """Load ``pipelines/<name>.py`` of ``config.root`` for each configured pipeline and build
+    its spec. Nothing global changes: two repositories' pipelines can be built in one process."""
     built = []
     for cfg in config.pipelines:
-        try:
-            module = importlib.import_module(f"pipelines.{cfg.name}")
-        except ModuleNotFoundError as exc:
-            if exc.name not in (f"pipelines.{cfg.name}", "pipelines"):
-                raise
-            raise ConfigError(f"{cfg.where}: no pipeline module pipelines/{cfg.name}.py") from None
+        module = _load_pipeline_module(config.root / "pipelines" / f"{cfg.name}.py", cfg.where)
         try:
             built.append(module.build(cfg, config.compute))
         except SpecError as exc:
             raise ConfigError(f"{cfg.where}: {exc}") from None
     return built
+
+
+def _load_pipeline_module(file: Path, where: str) -> ModuleType:
+    if not file.is_file():
+        raise ConfigError(f"{where}: no pipeline module pipelines/{file.name}")
+    # A name of its own per file, in sys.modules only while the module body runs (dataclasses
+    # look their module up there), so no other repository's module is ever found instead.
+    name = f"_amlops_pipeline_{hash_text(str(file.resolve()))[:12]}_{file.stem}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    if not callable(getattr(module, "build", None)):
+        raise ConfigError(f"{where}: pipelines/{file.name} has no build(cfg, compute) function")
+    return module
 
 
 def git_commit(root: Path) -> str:
@@ -90,7 +102,7 @@ def resolve_stages(requested: str, available: Sequence[str], backend: str) -> li
 
 def deploy(
     config: Config,
-    backend,
+    backend: Backend,
     pipelines: list[Pipeline],
     stages: Sequence[str],
     *,
@@ -114,13 +126,15 @@ def deploy(
     if "publish" in stages:
         manifest.add("endpoints", backend.publish(pipelines, plan=plan))
     if "schedule" in stages:
-        manifest.add("schedules", backend.schedule(config.schedules, plan=plan))
+        manifest.add(
+            "schedules", backend.schedule(config.schedules, plan=plan, pipelines=pipelines)
+        )
     return manifest
 
 
 def _run_stage(
     config: Config,
-    backend,
+    backend: Backend,
     pipelines: list[Pipeline],
     manifest: Manifest,
     plan: bool,

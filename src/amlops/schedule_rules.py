@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from amlops.backends.base import Change
+from amlops.backends.base import DISABLED, UNCHANGED, Change
 from amlops.config import ScheduleConfig
 from amlops.errors import ConfigError
+from amlops.policy import ScheduleAction
 from amlops.recurrence import describe
-from amlops.spec import ParallelStep, Param, Pipeline
+from amlops.spec import Param, Pipeline
 
 
 def parameter_kinds(pipeline: Pipeline) -> dict[str, str]:
@@ -19,10 +20,8 @@ def parameter_kinds(pipeline: Pipeline) -> dict[str, str]:
         for p in step.params():
             if isinstance(p, Param):
                 kinds[p.name] = "value"
-            elif isinstance(step, ParallelStep):
-                kinds[p.name] = "dataset"
-            else:
-                kinds.setdefault(p.name, "datapath")
+            elif kinds.get(p.name) != "dataset":  # read as a dataset anywhere: a dataset
+                kinds[p.name] = step.datapath_binding
     return kinds
 
 
@@ -72,3 +71,14 @@ def schedule_change(
         assert sc.datastore_trigger is not None
         detail["watches"] = f"{sc.datastore_trigger.datastore}/{sc.datastore_trigger.path}"
     return Change("schedule", sc.name, action, detail=detail)
+
+
+def action_change(act: ScheduleAction, schedule_id: str | None, **extra: Any) -> Change:
+    """What a schedule stage reports for one reconcile action, on either backend."""
+    if act.action == DISABLED:
+        detail = {"schedule_id": schedule_id, "reason": act.reason}
+        return Change("schedule", act.name, DISABLED, detail=detail)
+    assert act.desired is not None
+    if not act.desired.enabled:
+        return Change("schedule", act.name, UNCHANGED, detail={"status": "Disabled"})
+    return schedule_change(act.action, act.desired, schedule_id, **extra)

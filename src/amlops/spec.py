@@ -7,8 +7,9 @@ mechanical and validation here reproduces v1's own rules before Azure ever sees 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, ClassVar
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # v1 step names are free text but become run display names and folder names here.
@@ -146,8 +147,22 @@ Input = InputRef | DatasetInput | DataPathParam
 IntOrParam = int | Param
 
 
+def setting(default: Any, cli_type: type) -> Any:
+    """A step kind's own setting (a ParallelRunConfig field, say), and how a command line
+    spells it: the runner passes settings to the step's process as ``--<name> <value>``."""
+    return field(default=default, metadata={"setting": cli_type})
+
+
 @dataclass(frozen=True)
-class _StepBase:
+class StepBase:
+    """What every step kind has. A new kind subclasses it, declares its own fields with
+    ``setting()``, and is added to ``STEP_KINDS``; each backend maps kinds to its compiler
+    or executor and refuses, by name, a kind it has none for."""
+
+    # How v1 hands this kind a DataPathParam: "datapath" (a DataPath bound to a folder) or
+    # "dataset" (ParallelRunStep partitions only datasets, so a dataset over the path).
+    datapath_binding: ClassVar[str] = "datapath"
+
     name: str
     source_dir: Path
     arguments: tuple[Argument, ...] = ()
@@ -195,20 +210,30 @@ class _StepBase:
 
     def params(self) -> list[Param | DataPathParam]:
         found: list[Param | DataPathParam] = []
-        for item in (*self.arguments, *self.inputs, *self._param_fields()):
+        for item in (*self.arguments, *self.inputs, *self.settings().values()):
             if isinstance(item, Param | DataPathParam) and item not in found:
                 found.append(item)
         return found
 
-    def _param_fields(self) -> tuple[object, ...]:
-        return ()
+    @classmethod
+    def setting_types(cls) -> dict[str, type]:
+        """Each setting of this kind with its command-line type, in declaration order."""
+        return {f.name: f.metadata["setting"] for f in fields(cls) if "setting" in f.metadata}
+
+    def settings(self) -> dict[str, Any]:
+        """This step's kind-specific settings (values may be Params)."""
+        return {name: getattr(self, name) for name in self.setting_types()}
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
 
 
 @dataclass(frozen=True)
-class ScriptStep(_StepBase):
+class ScriptStep(StepBase):
     """A PythonScriptStep: run ``script`` from ``source_dir`` with bound arguments."""
 
-    script: str = "main.py"
+    script: str = setting("main.py", str)
 
     def __post_init__(self) -> None:
         self._validate_common("ScriptStep")
@@ -216,22 +241,28 @@ class ScriptStep(_StepBase):
 
 
 @dataclass(frozen=True)
-class ParallelStep(_StepBase):
-    """A ParallelRunStep with its ParallelRunConfig folded in."""
+class ParallelStep(StepBase):
+    """A ParallelRunStep with its ParallelRunConfig folded in.
 
-    entry_script: str = "score.py"
+    The ``setting()`` fields are ParallelRunConfig's, by the same names: the one list of them
+    that the runner, the v1 compiler and the local driver's command line all read.
+    """
+
+    datapath_binding: ClassVar[str] = "dataset"
+
     output: Output | None = None
     side_inputs: tuple[Input, ...] = ()
-    mini_batch_size: str | Param | None = None
-    error_threshold: IntOrParam = 10
-    allowed_failed_count: IntOrParam | None = None
-    allowed_failed_percent: float | Param | None = None
-    output_action: str = "append_row"
-    append_row_file_name: str | None = None
-    process_count_per_node: IntOrParam | None = None
-    node_count: IntOrParam = 1
-    run_invocation_timeout: IntOrParam = 60
-    run_max_try: IntOrParam = 3
+    entry_script: str = setting("score.py", str)
+    mini_batch_size: str | Param | None = setting(None, str)
+    error_threshold: IntOrParam = setting(10, int)
+    allowed_failed_count: IntOrParam | None = setting(None, int)
+    allowed_failed_percent: float | Param | None = setting(None, float)
+    output_action: str = setting("append_row", str)
+    append_row_file_name: str | None = setting(None, str)
+    process_count_per_node: IntOrParam | None = setting(None, int)
+    node_count: IntOrParam = setting(1, int)
+    run_invocation_timeout: IntOrParam = setting(60, int)
+    run_max_try: IntOrParam = setting(3, int)
 
     def __post_init__(self) -> None:
         self._validate_common("ParallelStep")
@@ -302,20 +333,10 @@ class ParallelStep(_StepBase):
         found = super().all_inputs()
         return found + [i for i in self.side_inputs if i not in found]
 
-    def _param_fields(self) -> tuple[object, ...]:
-        return (
-            self.mini_batch_size,
-            self.error_threshold,
-            self.allowed_failed_count,
-            self.allowed_failed_percent,
-            self.process_count_per_node,
-            self.node_count,
-            self.run_invocation_timeout,
-            self.run_max_try,
-        )
 
-
-Step = ScriptStep | ParallelStep
+Step = StepBase
+# Every step kind the spec knows, for specjson and the backends' tables.
+STEP_KINDS: tuple[type[StepBase], ...] = (ScriptStep, ParallelStep)
 
 
 def _check_relative_script(step: str, key: str, script: str) -> None:

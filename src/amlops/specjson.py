@@ -9,18 +9,18 @@ from typing import Any
 
 from amlops.content import hash_text, hash_tree
 from amlops.spec import (
+    STEP_KINDS,
     DataPathParam,
     DatasetInput,
     InputRef,
     Output,
-    ParallelStep,
     Param,
     Pipeline,
-    ScriptStep,
+    SpecError,
     Step,
 )
 
-STEP_TYPES = {cls.__name__: cls for cls in (ScriptStep, ParallelStep)}
+STEP_TYPES = {cls.__name__: cls for cls in STEP_KINDS}
 
 
 def value_document(value: Any) -> Any:
@@ -52,7 +52,7 @@ def value_document(value: Any) -> Any:
 
 
 def step_document(step: Step, *, with_source_hash: bool = True) -> dict[str, Any]:
-    doc: dict[str, Any] = {"type": type(step).__name__}
+    doc: dict[str, Any] = {"type": step.kind}
     for f in fields(step):
         value = getattr(step, f.name)
         doc[f.name] = str(value) if f.name == "source_dir" else value_document(value)
@@ -109,7 +109,12 @@ def pipeline_from_document(document: dict[str, Any], source_dirs: dict[str, Path
     """Rebuild the Pipeline a document describes, each step's source in ``source_dirs``."""
     steps = []
     for doc in document["steps"]:
-        cls = STEP_TYPES[doc["type"]]
+        cls = STEP_TYPES.get(doc["type"])
+        if cls is None:
+            raise SpecError(
+                f"pipeline {document['name']!r}: step {doc['name']!r} is a {doc['type']}, "
+                f"not a step kind this amlops knows ({', '.join(STEP_TYPES)})"
+            )
         kwargs = {f.name: value_from_document(doc[f.name]) for f in fields(cls) if f.name in doc}
         kwargs["source_dir"] = source_dirs[doc["name"]]
         steps.append(cls(**kwargs))

@@ -281,7 +281,7 @@ def facts(**overrides: Any) -> Any:
 def make_backend(
     workspace: Any, config: Any, assets: OfflineAssets, dry_run: DryRun, **kwargs: Any
 ) -> Any:
-    from amlops.backends.azureml_v1 import AzureMLv1Backend
+    from amlops.backends.azureml_v1.backend import AzureMLv1Backend
 
     return AzureMLv1Backend(
         workspace,

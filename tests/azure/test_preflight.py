@@ -241,7 +241,7 @@ def test_disabled_trigger_datastore_is_not_required(project):
 
 def test_connect_resolves_coordinates_then_stops_at_preflight(project, monkeypatch, caplog):
     """connect(): config + env override + auth + preflight; a missing workspace changes nothing."""
-    from amlops.backends.azureml_v1 import AzureMLv1Backend
+    from amlops.backends.azureml_v1.backend import AzureMLv1Backend
     from amlops.backends.azureml_v1.terraform_outputs import TerraformSource
 
     text = CONFIG.replace(

@@ -24,7 +24,7 @@ FINISHED = {"Completed", "Failed", "Canceled"}
 @pytest.fixture
 def served(toy):
     """The toy workspace built and published, with its service listening on a free port."""
-    backend, pipeline, tmp_path, _, _ = toy
+    backend, pipeline, tmp_path = toy.backend, toy.pipeline, toy.root
     backend.build([pipeline()], plan=False)
     backend.publish([pipeline()], plan=False)
     service = LocalService(backend.ws.root)
@@ -66,7 +66,7 @@ def edit_step(tmp_path: Path, step: str, marker: str) -> None:
 
 
 def test_publishing_an_unchanged_pipeline_adds_no_version(toy):
-    backend, pipeline, _, _, _ = toy
+    backend, pipeline = toy.backend, toy.pipeline
     backend.build([pipeline()], plan=False)
     first = backend.publish([pipeline()], plan=False)[0]
     again = backend.publish([pipeline()], plan=False)[0]
@@ -76,7 +76,7 @@ def test_publishing_an_unchanged_pipeline_adds_no_version(toy):
 
 
 def test_a_changed_pipeline_becomes_the_default_and_a_revert_points_back(toy):
-    backend, pipeline, tmp_path, _, _ = toy
+    backend, pipeline, tmp_path = toy.backend, toy.pipeline, toy.root
     backend.build([pipeline()], plan=False)
     backend.publish([pipeline()], plan=False)
     original = (tmp_path / "steps" / "c" / "main.py").read_text()
@@ -95,7 +95,7 @@ def test_a_changed_pipeline_becomes_the_default_and_a_revert_points_back(toy):
 
 
 def test_publish_before_build_names_the_stage_to_run(toy):
-    backend, pipeline, _, _, _ = toy
+    backend, pipeline = toy.backend, toy.pipeline
     with pytest.raises(ConfigError, match="'toy' is not built yet: run .* --stage build"):
         backend.publish([pipeline()], plan=False)
     assert backend.store.one("SELECT COUNT(*) FROM endpoints")[0] == 0

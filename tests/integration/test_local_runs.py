@@ -32,7 +32,7 @@ def output_of(backend: LocalBackend, run_id: str, step: str, name: str) -> Path:
 
 
 def test_arguments_are_bound_as_aml_binds_them(toy):
-    backend, pipeline, _, _, _ = toy
+    backend, pipeline = toy.backend, toy.pipeline
     result = backend.run(pipeline(), {"alpha": 0.75})
     assert result.status == "Completed"
     argv_b = json.loads((output_of(backend, result.run_id, "b", "ob") / "argv.json").read_text())
@@ -51,7 +51,7 @@ def test_arguments_are_bound_as_aml_binds_them(toy):
 
 
 def test_second_run_reuses_every_step(toy):
-    backend, pipeline, *_ = toy
+    backend, pipeline = toy.backend, toy.pipeline
     first = backend.run(pipeline())
     second = backend.run(pipeline())
     assert reused(first) == {"a": False, "b": False, "c": False}
@@ -62,7 +62,7 @@ def test_second_run_reuses_every_step(toy):
 
 
 def test_changed_parameter_reruns_only_steps_that_depend_on_it(toy):
-    backend, pipeline, *_ = toy
+    backend, pipeline = toy.backend, toy.pipeline
     backend.run(pipeline())
     result = backend.run(pipeline(), {"alpha": 0.9})
     assert reused(result) == {"a": True, "b": False, "c": False}
@@ -71,7 +71,7 @@ def test_changed_parameter_reruns_only_steps_that_depend_on_it(toy):
 
 
 def test_changed_step_source_reruns_that_step_and_downstream(toy):
-    backend, pipeline, tmp_path, *_ = toy
+    backend, pipeline, tmp_path = toy.backend, toy.pipeline, toy.root
     backend.run(pipeline())
     with open(tmp_path / "steps" / "b" / "main.py", "a") as fh:
         fh.write("# a harmless edit still changes the snapshot\n")
@@ -79,7 +79,7 @@ def test_changed_step_source_reruns_that_step_and_downstream(toy):
 
 
 def test_ignored_files_do_not_break_reuse(toy):
-    backend, pipeline, tmp_path, *_ = toy
+    backend, pipeline, tmp_path = toy.backend, toy.pipeline, toy.root
     backend.run(pipeline())
     folder = tmp_path / "steps" / "a"
     (folder / ".amlignore").write_text("notes.txt\n")
@@ -91,7 +91,7 @@ def test_ignored_files_do_not_break_reuse(toy):
 
 
 def test_regenerate_outputs_runs_every_step(toy):
-    backend, pipeline, *_ = toy
+    backend, pipeline = toy.backend, toy.pipeline
     backend.run(pipeline())
     result = backend.run(pipeline(), regenerate_outputs=True)
     assert reused(result) == {"a": False, "b": False, "c": False}
@@ -100,7 +100,7 @@ def test_regenerate_outputs_runs_every_step(toy):
 
 
 def test_changed_environment_reruns_every_step_that_uses_it(toy):
-    backend, pipeline, tmp_path, _, environment = toy
+    backend, pipeline, environment = toy.backend, toy.pipeline, toy.environment
     backend.run(pipeline())
     environment.conda_file.write_text("dependencies: [python=3.11, numpy]\n")
     changes = backend.register_environments([environment], plan=False)
@@ -109,7 +109,7 @@ def test_changed_environment_reruns_every_step_that_uses_it(toy):
 
 
 def test_changed_dataset_content_gets_a_new_version_and_reruns_from_prep(toy):
-    backend, pipeline, tmp_path, dataset, _ = toy
+    backend, pipeline, tmp_path, dataset = toy.backend, toy.pipeline, toy.root, toy.dataset
     backend.run(pipeline())
     unchanged = backend.register_datasets([dataset], plan=False)
     assert [(c.action, c.version) for c in unchanged] == [("unchanged", "1")]
@@ -125,7 +125,7 @@ def test_changed_dataset_content_gets_a_new_version_and_reruns_from_prep(toy):
 
 
 def test_failing_step_fails_the_run_and_stops_downstream(toy):
-    backend, pipeline, *_ = toy
+    backend, pipeline = toy.backend, toy.pipeline
     result = backend.run(pipeline(fail_in="b"))
     assert result.status == "Failed"
     statuses = {s.name: s.status for s in result.steps}
@@ -140,7 +140,7 @@ def test_failing_step_fails_the_run_and_stops_downstream(toy):
 
 
 def test_plan_says_what_a_run_would_reuse_and_writes_nothing(toy):
-    backend, pipeline, *_ = toy
+    backend, pipeline = toy.backend, toy.pipeline
     backend.run(pipeline())
     runs_before = backend.store.one("SELECT COUNT(*) AS n FROM runs")["n"]
     plan = dict(backend.plan_run(pipeline(), {"alpha": 0.1}))
@@ -151,7 +151,7 @@ def test_plan_says_what_a_run_would_reuse_and_writes_nothing(toy):
 def test_reuse_needs_the_original_outputs_to_still_exist(toy):
     import shutil
 
-    backend, pipeline, *_ = toy
+    backend, pipeline = toy.backend, toy.pipeline
     first = backend.run(pipeline())
     shutil.rmtree(backend.ws.runs / first.run_id)
     assert reused(backend.run(pipeline())) == {"a": False, "b": False, "c": False}
@@ -161,7 +161,7 @@ def test_missing_data_is_refused_before_a_run_exists(toy):
     from amlops.errors import ConfigError
     from amlops.spec import DataPathParam
 
-    backend, _, tmp_path, _, _ = toy
+    backend, tmp_path = toy.backend, toy.root
     step = ScriptStep(
         name="read",
         source_dir=tmp_path / "steps" / "a",
@@ -176,7 +176,7 @@ def test_missing_data_is_refused_before_a_run_exists(toy):
 
 def test_uploading_a_dataset_overwrites_its_files_and_leaves_other_files_alone(toy):
     """As Azure's upload does: new data a user dropped next to the upload survives a deploy."""
-    backend, _, tmp_path, dataset, _ = toy
+    backend, dataset = toy.backend, toy.dataset
     uploaded = DatasetConfig(
         name="drop", kind="file", path=dataset.path, datastore="workspaceblobstore",
         datastore_path="incoming", upload=True,
@@ -238,7 +238,7 @@ def fan_out(tmp_path: Path, fail: str = "") -> Pipeline:
 
 
 def test_independent_steps_run_side_by_side_as_on_azure_ml(toy):
-    backend, _, tmp_path, _, _ = toy
+    backend, tmp_path = toy.backend, toy.root
     runner = Runner(backend.ws, backend.store, max_parallel_steps=2)
     result = runner.run(RunRequest(fan_out(tmp_path), {}))
     assert result.status == "Completed", result.error
@@ -246,7 +246,7 @@ def test_independent_steps_run_side_by_side_as_on_azure_ml(toy):
 
 
 def test_after_a_failure_running_steps_finish_and_nothing_new_starts(toy):
-    backend, _, tmp_path, _, _ = toy
+    backend, tmp_path = toy.backend, toy.root
     runner = Runner(backend.ws, backend.store, max_parallel_steps=2)
     result = runner.run(RunRequest(fan_out(tmp_path, fail="left"), {}))
     assert result.status == "Failed"
@@ -303,3 +303,38 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_branches_finishing_together_hand_each_consumer_its_own_outputs(toy):
+    """Four branches that end at the same moment, then a join reading all four: the shared run
+    state is written while other threads read it. Repeated, since a race shows up rarely."""
+    backend, tmp_path = toy.backend, toy.root
+    branches = [f"b{i}" for i in range(4)]
+    outs = {name: Output(name) for name in branches}
+    root = Output("root")
+    pipeline = Pipeline(
+        "wide",
+        [
+            ScriptStep("root", tmp_path / "steps" / "a", arguments=["--out", root]),
+            *(
+                ScriptStep(name, tmp_path / "steps" / "b", allow_reuse=False,
+                           arguments=["--in_root", root.as_input(), "--who", name,
+                                      "--out", outs[name]])
+                for name in branches
+            ),
+            ScriptStep("join", tmp_path / "steps" / "c", allow_reuse=False,
+                       arguments=[*(x for n in branches for x in (f"--in_{n}", outs[n].as_input())),
+                                  "--out", Output("joined")]),
+        ],
+    )  # fmt: skip
+    runner = Runner(backend.ws, backend.store, max_parallel_steps=4)
+    for _ in range(6):
+        result = runner.run(RunRequest(pipeline, {}))
+        assert result.status == "Completed", result.error
+        joined = json.loads((output_of(backend, result.run_id, "join", "joined") / "data.txt")
+                            .read_text())  # fmt: skip
+        for name in branches:
+            assert json.loads(joined[f"--in_{name}"])["--who"] == name
+            assert output_of(backend, result.run_id, name, name).is_relative_to(
+                backend.ws.runs / result.run_id
+            )

@@ -25,7 +25,7 @@ def nightly(**changes) -> ScheduleConfig:
 @pytest.fixture
 def published(toy):
     """The toy pipeline plus a 'reader' whose DataPathParam a trigger can set, both published."""
-    backend, pipeline, tmp_path, _, _ = toy
+    backend, pipeline, tmp_path = toy.backend, toy.pipeline, toy.root
     reader = Pipeline(
         "reader",
         [

@@ -21,7 +21,7 @@ SUBMIT = "/pipelines/v1.0/PipelineRuns/PipelineEndpointSubmit/Name/"
 @pytest.fixture
 def repo(toy) -> Path:
     """A repo whose config/local.yml points at the toy workspace, with a slow pipeline added."""
-    backend, pipeline, tmp_path, _, _ = toy
+    backend, pipeline, tmp_path = toy.backend, toy.pipeline, toy.root
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "local.yml").write_text("workspace:\n  path: ws\n")
     slow_dir = tmp_path / "steps" / "slow"

@@ -153,7 +153,10 @@ def test_unknown_env_lists_the_available_ones(capsys):
         (["--stage", "teleport"], "--stage: invalid choice"),
         (["--param", "no-equals"], "--param 'no-equals'"),
         (["--param", "ghost.x=1"], "no pipeline 'ghost'"),
-        (["--tf-dir", "infra"], "--tf-dir/--tf-state: --env local uses the local workspace"),
+        (
+            ["--tf-dir", "infra"],
+            "--tf-dir: --env local uses the local backend; --tf-dir is for the azureml_v1 backend",
+        ),
         (["--param", "train.epochs=3"], "--param: pipeline 'train' has no parameter 'epochs'"),
         (["--param", "train.seed=abc"], "--param: parameter 'seed' takes int"),
     ],

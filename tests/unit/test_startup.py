@@ -10,7 +10,8 @@ HEAVY = ("mlflow", "pandas", "sklearn", "azureml", "numpy")
 
 def test_cli_and_runner_import_nothing_heavy():
     code = (
-        "import sys, amlops.cli, amlops.deploy, amlops.backends.local.backend, amlops.queries\n"
+        "import sys, amlops.cli, amlops.deploy, amlops.backends.local.backend\n"
+        "import amlops.backends.local.queries, amlops.backends.local.rest\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,35 +1,100 @@
 """Backends turn a spec into assets, runs, endpoints and schedules in one kind of workspace.
 
-Imports are lazy: the Azure SDK takes seconds to import and the local path never needs it.
+``BACKENDS`` is the table from ``workspace.backend`` to the module that implements it and the
+command-line options it takes. A backend's module is imported only when it is chosen: the
+Azure SDKs take seconds to import and the local path never needs them.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from amlops.backends.base import Backend
     from amlops.config import Config
+    from amlops.spec import Pipeline
 
 
-def backend_class(config: Config) -> type:
-    """The class of the backend ``config.workspace.backend`` names (its ``stages``, ``name``)."""
-    if config.workspace.backend == "local":
-        from amlops.backends.local.backend import LocalBackend
+@dataclass(frozen=True)
+class BackendOption:
+    """A deploy option only one backend understands, e.g. where Terraform's outputs are."""
 
-        return LocalBackend
-    from amlops.backends.azureml_v1 import AzureMLv1Backend
+    flag: str
+    dest: str
+    help: str
+    type: Callable[[str], Any] = str
 
-    return AzureMLv1Backend
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str
+    module: str
+    attr: str
+    options: tuple[BackendOption, ...] = ()
+
+    def load(self) -> type[Backend]:
+        return getattr(importlib.import_module(self.module), self.attr)
 
 
-def open_backend(config: Config, *, plan: bool, **options: Any):
+BACKENDS: dict[str, BackendEntry] = {
+    entry.name: entry
+    for entry in (
+        BackendEntry("local", "amlops.backends.local.backend", "LocalBackend"),
+        BackendEntry(
+            "azureml_v1",
+            "amlops.backends.azureml_v1.backend",
+            "AzureMLv1Backend",
+            options=(
+                BackendOption("--tf-dir", "tf_dir", "Terraform root to read outputs from", Path),
+                BackendOption("--tf-state", "tf_state", "Terraform state file to read", Path),
+            ),
+        ),
+    )
+}
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """Every backend's own deploy options; using one with another backend is an error."""
+    for entry in BACKENDS.values():
+        for opt in entry.options:
+            parser.add_argument(
+                opt.flag, dest=opt.dest, type=opt.type, default=None,
+                help=f"{opt.help} ({entry.name} backend)",
+            )  # fmt: skip
+
+
+def backend_options(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    """The chosen backend's options from ``args``; another backend's option is refused."""
+    from amlops.errors import ConfigError
+
+    chosen = BACKENDS[config.workspace.backend]
+    for entry in BACKENDS.values():
+        for opt in entry.options:
+            given = getattr(args, opt.dest, None) is not None
+            if given and entry is not chosen:
+                raise ConfigError(
+                    f"{opt.flag}: --env {config.env} uses the {chosen.name} backend; "
+                    f"{opt.flag} is for the {entry.name} backend"
+                )
+    return {opt.dest: getattr(args, opt.dest, None) for opt in chosen.options}
+
+
+def backend_class(config: Config) -> type[Backend]:
+    """The class of the backend ``config.workspace.backend`` names."""
+    return BACKENDS[config.workspace.backend].load()
+
+
+def open_backend(
+    config: Config,
+    *,
+    plan: bool,
+    pipelines: Sequence[Pipeline] = (),
+    options: dict[str, Any] | None = None,
+) -> Backend:
     """The backend ``config.workspace.backend`` names, connected and ready for the stages."""
-    cls = backend_class(config)
-    if config.workspace.backend == "local":
-        return cls(
-            config.workspace.path,
-            plan=plan,
-            service_url=config.workspace.service_url,
-            config_file=str(config.file),
-        )
-    return cls.connect(config, plan=plan, **options)
+    return backend_class(config).open(config, plan=plan, pipelines=pipelines, options=options or {})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from amlops.parallel.batching import InputError
+from amlops.spec import OUTPUT_ACTIONS, ParallelStep
 
 DEFAULT_APPEND_ROW_FILE = "parallel_run_step.txt"
 
@@ -41,18 +42,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    """One flag per ParallelStep setting, typed and defaulted as the spec declares them."""
     p = _Parser(prog="python -m amlops.parallel", allow_abbrev=False)
-    p.add_argument("--entry_script", required=True)
-    p.add_argument("--mini_batch_size")
-    p.add_argument("--error_threshold", type=int, default=10)
-    p.add_argument("--allowed_failed_count", type=int)
-    p.add_argument("--allowed_failed_percent", type=float)
-    p.add_argument("--output_action", choices=("append_row", "summary_only"), default="append_row")
-    p.add_argument("--append_row_file_name", default=DEFAULT_APPEND_ROW_FILE)
-    p.add_argument("--process_count_per_node", type=int)
-    p.add_argument("--node_count", type=int, default=1)
-    p.add_argument("--run_invocation_timeout", type=int, default=60)
-    p.add_argument("--run_max_try", type=int, default=3)
+    defaults = {f.name: f.default for f in fields(ParallelStep)}
+    defaults["append_row_file_name"] = DEFAULT_APPEND_ROW_FILE  # v1's name when none is set
+    for name, cli_type in ParallelStep.setting_types().items():
+        p.add_argument(f"--{name}", type=cli_type, default=defaults[name])
     p.add_argument("--output", required=True, type=Path)
     p.add_argument("--input", action="append", default=[], dest="inputs")
     p.add_argument("--summary", required=True, type=Path)
@@ -98,6 +93,10 @@ def parse(argv: list[str]) -> Options:
     name = ns.append_row_file_name
     if not name or "/" in name or "\\" in name or name in (".", ".."):
         raise InputError(f"--append_row_file_name {name!r}: must be a plain file name")
+    if ns.output_action not in OUTPUT_ACTIONS:
+        raise InputError(
+            f"--output_action {ns.output_action!r}: must be one of {', '.join(OUTPUT_ACTIONS)}"
+        )
     if not Path(ns.entry_script).is_file():
         raise InputError(
             f"--entry_script {ns.entry_script}: no such file in the step's folder {os.getcwd()}"

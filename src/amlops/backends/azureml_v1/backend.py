@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from amlops.backends.azureml_v1 import auth, preflight
-from amlops.backends.azureml_v1.compile import compile_pipeline
+from amlops.backends.azureml_v1.compile import V1_STEP_KINDS, compile_pipeline
 from amlops.backends.azureml_v1.coordinates import Coordinates, resolve
 from amlops.backends.azureml_v1.publish import find_endpoint, fingerprint, publish_pipeline
 from amlops.backends.azureml_v1.register import (
@@ -19,23 +19,34 @@ from amlops.backends.azureml_v1.register import (
     upload_source,
 )
 from amlops.backends.azureml_v1.schedules import Target, reconcile
+from amlops.backends.azureml_v1.sdk_errors import first_line
 from amlops.backends.azureml_v1.terraform_outputs import (
     TerraformNotFound,
     TerraformSource,
     read_outputs,
 )
-from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change
+from amlops.backends.base import (
+    CREATED,
+    STAGES,
+    UNCHANGED,
+    UPDATED,
+    Change,
+    RunResult,
+    StageNotOffered,
+    StepDecision,
+)
 from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
 from amlops.errors import AmlopsError, ConfigError
 from amlops.schedule_rules import parameter_kinds
-from amlops.spec import DataPathParam, ParallelStep, Param, Pipeline
+from amlops.spec import DataPathParam, Param, Pipeline, Step
 
 log = logging.getLogger("amlops.azureml_v1")
 
 
 class AzureMLv1Backend:
     name = "azureml_v1"
-    stages = ("register", "build", "publish", "schedule")
+    stages = tuple(s for s in STAGES if s != "run")  # runs happen on the cluster
+    step_kinds = frozenset(V1_STEP_KINDS)
 
     def __init__(
         self,
@@ -115,7 +126,7 @@ class AzureMLv1Backend:
         except Exception as exc:  # azureml raises its own exception tree, often multi-line
             raise AmlopsError(
                 f"opening workspace {coords.workspace_name!r} with azureml-core failed: "
-                f"{_first_line(exc)}"
+                f"{first_line(exc)}"
             ) from None
         backend = cls(
             workspace,
@@ -126,6 +137,25 @@ class AzureMLv1Backend:
             pipelines=pipelines,
         )
         return backend
+
+    @classmethod
+    def open(
+        cls,
+        config: Config,
+        *,
+        plan: bool,
+        pipelines: Sequence[Pipeline] = (),
+        options: Mapping[str, Any] | None = None,
+    ) -> AzureMLv1Backend:
+        """``options``: ``tf_dir`` / ``tf_state`` (--tf-dir, --tf-state) name Terraform."""
+        opts = options or {}
+        terraform = None
+        if opts.get("tf_dir") or opts.get("tf_state"):
+            terraform = TerraformSource(dir=opts.get("tf_dir"), state=opts.get("tf_state"))
+        return cls.connect(config, plan=plan, terraform=terraform, pipelines=pipelines)
+
+    def close(self) -> None:
+        pass  # azureml-core holds no connection to release
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -146,6 +176,34 @@ class AzureMLv1Backend:
         runtime = steps_needing_runtime(self._pipelines.values(), self._default_environment())
         return register_environments(
             environments, self.assets, root=self.config.root, plan=plan, runtime_envs=runtime
+        )
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        parameters: dict[str, Any] | None = None,
+        *,
+        regenerate_outputs: bool = False,
+        tags: dict[str, str] | None = None,
+    ) -> RunResult:
+        raise self._no_run_stage()
+
+    def plan_run(
+        self,
+        pipeline: Pipeline,
+        parameters: dict[str, Any] | None = None,
+        *,
+        regenerate_outputs: bool = False,
+    ) -> list[StepDecision]:
+        raise self._no_run_stage()
+
+    def models(self) -> list[dict[str, Any]]:
+        raise self._no_run_stage()
+
+    def _no_run_stage(self) -> StageNotOffered:
+        return StageNotOffered(
+            "--stage run: the azureml_v1 backend has no run stage; pipelines run on the "
+            "Azure ML cluster, started by their schedules or their endpoints' REST API"
         )
 
     def build(self, pipelines: Sequence[Pipeline], *, plan: bool) -> list[Change]:
@@ -288,10 +346,10 @@ class AzureMLv1Backend:
         except (AmlopsError, ConfigError):
             raise
         except (ValueError, TypeError) as exc:
-            message = f"pipeline {pipeline.name!r}: Azure ML v1 rejects it: {_first_line(exc)}"
+            message = f"pipeline {pipeline.name!r}: Azure ML v1 rejects it: {first_line(exc)}"
             raise ConfigError(message) from None
         except AzureMLException as exc:
-            message = f"pipeline {pipeline.name!r}: building it failed: {_first_line(exc)}"
+            message = f"pipeline {pipeline.name!r}: building it failed: {first_line(exc)}"
             raise AmlopsError(message) from None
         self._compiled[pipeline.name] = (fp, aml)
         return aml
@@ -300,8 +358,8 @@ class AzureMLv1Backend:
         if self.facts is None:
             return
         for step in pipeline.steps:
-            if isinstance(step, ParallelStep):
-                count = _int_default(step.node_count)
+            count = _node_count(step)
+            if count is not None:
                 if count > self.facts.compute_max_nodes:
                     raise ConfigError(
                         f"pipeline {pipeline.name!r}: step {step.name!r} node_count {count} is "
@@ -355,18 +413,18 @@ def needs(config: Config, pipelines: Sequence[Pipeline]) -> list[preflight.Need]
                 where = f"pipeline {p.name!r}: {param.name}"
                 found.append(preflight.Need("datastore", param.datastore, where))
         for step in p.steps:
-            if isinstance(step, ParallelStep):
-                found.append(
-                    preflight.Need(
-                        "node_count",
-                        _int_default(step.node_count),
-                        f"pipeline {p.name!r}: step {step.name!r}",
-                    )
-                )
+            count = _node_count(step)
+            if count is not None:
+                where = f"pipeline {p.name!r}: step {step.name!r}"
+                found.append(preflight.Need("node_count", count, where))
     return found
 
 
-def _int_default(value: Any) -> int:
+def _node_count(step: Step) -> int | None:
+    """The nodes a step kind with a node_count setting asks for (a Param: its default)."""
+    value = step.settings().get("node_count")
+    if value is None:
+        return None
     return int(value.default) if isinstance(value, Param) else int(value)
 
 
@@ -380,11 +438,3 @@ def _default_fingerprint(endpoint: Any) -> str | None:
 
 
 __all__ = ["AzureMLv1Backend", "TerraformSource", "needs"]
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(getattr(exc, "message", None) or exc).strip()
-    for line in text.splitlines():
-        if line.strip() and not line.strip().endswith(":"):
-            return line.strip()
-    return type(exc).__name__

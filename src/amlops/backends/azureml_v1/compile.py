@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from amlops.backends.base import unsupported_step
 from amlops.errors import ConfigError
 from amlops.spec import (
     DataPathParam,
@@ -25,6 +26,7 @@ from amlops.spec import (
 )
 
 AML_COMPUTE = "AmlCompute"
+NUMBER_CHECKED = ("error_threshold", "allowed_failed_count", "allowed_failed_percent")
 
 
 class Resolver(Protocol):
@@ -156,11 +158,11 @@ def _environment(step: Step, b: _Bindings, pipeline: str, default: str | None) -
 def _compile_step(
     step: Step, b: _Bindings, pipeline: str, compute: str, default_env: str | None
 ) -> Any:
-    compute = step.compute or compute
+    compiler = V1_STEP_KINDS.get(type(step))
+    if compiler is None:
+        raise unsupported_step("azureml_v1", step)
     env = _environment(step, b, pipeline, default_env)
-    if isinstance(step, ScriptStep):
-        return _script_step(step, b, pipeline, compute, env)
-    return _parallel_step(step, b, pipeline, compute, env)
+    return compiler(step, b, pipeline, step.compute or compute, env)
 
 
 def _script_step(step: ScriptStep, b: _Bindings, pipeline: str, compute: str, env: Any) -> Any:
@@ -246,27 +248,18 @@ def _parallel_step(step: ParallelStep, b: _Bindings, pipeline: str, compute: str
             return b.output(item)
         return item if isinstance(item, str) else str(item)
 
+    # The spec's settings are ParallelRunConfig's arguments, by name. v1 type-checks
+    # NUMBER_CHECKED as plain numbers; a Param's PipelineParameter is set after validation
+    # and reaches the driver as a command-line argument.
+    settings = step.settings()
     config = ParallelRunConfig(
         environment=env,
-        entry_script=step.entry_script,
         source_directory=str(step.source_dir),
-        # v1 type-checks these three as plain numbers; a Param's PipelineParameter is set
-        # below, after validation, and reaches the driver as a command-line argument.
-        error_threshold=default(step.error_threshold),
-        allowed_failed_count=default(step.allowed_failed_count),
-        allowed_failed_percent=default(step.allowed_failed_percent),
-        output_action=step.output_action,
         compute_target=compute,
-        node_count=value(step.node_count),
-        process_count_per_node=value(step.process_count_per_node),
-        mini_batch_size=value(step.mini_batch_size),
-        run_invocation_timeout=value(step.run_invocation_timeout),
-        run_max_try=value(step.run_max_try),
-        append_row_file_name=step.append_row_file_name,
+        **{k: default(v) if k in NUMBER_CHECKED else value(v) for k, v in settings.items()},
     )
-    config.error_threshold = value(step.error_threshold)
-    config.allowed_failed_count = value(step.allowed_failed_count)
-    config.allowed_failed_percent = value(step.allowed_failed_percent)
+    for key in NUMBER_CHECKED:
+        setattr(config, key, value(settings[key]))
     primary = [consume(i) for i in step.inputs]
     side = [consume(i) for i in step.all_inputs() if i not in step.inputs]
     arguments = [bind(a) for a in step.arguments]
@@ -279,3 +272,7 @@ def _parallel_step(step: ParallelStep, b: _Bindings, pipeline: str, compute: str
         arguments=arguments or None,
         allow_reuse=step.allow_reuse,
     )
+
+
+# One compiler per spec step kind; a kind missing here is refused by name at build time.
+V1_STEP_KINDS: dict[type, Any] = {ScriptStep: _script_step, ParallelStep: _parallel_step}

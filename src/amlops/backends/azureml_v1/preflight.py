@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amlops.backends.azureml_v1.coordinates import Coordinates
+from amlops.backends.azureml_v1.sdk_errors import first_line
 from amlops.errors import AmlopsError, ConfigError
 
 # azure-mgmt-machinelearningservices 1.0.1 speaks api-version 2020-08-01, which predates ARM
@@ -60,7 +61,7 @@ def preflight(client: Any, coords: Coordinates, needs: Sequence[Need]) -> Worksp
     try:
         workspace = client.workspaces.get(rg, name)
     except ClientAuthenticationError as exc:
-        raise PreflightError(f"cannot authenticate to Azure: {_first_line(exc)}") from None
+        raise PreflightError(f"cannot authenticate to Azure: {first_line(exc)}") from None
     except HttpResponseError as exc:
         raise PreflightError(f"{where_ws}: {_reason(exc, 'workspace')}") from None
     encryption = getattr(workspace, "encryption", None)
@@ -141,9 +142,4 @@ def _reason(exc: Any, what: str) -> str:
         return f"{what} not found"
     if status == 403:
         return f"access denied reading the {what} (the identity needs at least Reader)"
-    return _first_line(exc)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(getattr(exc, "message", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(exc)

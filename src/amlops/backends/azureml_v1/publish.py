@@ -6,9 +6,11 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from amlops.backends.azureml_v1.sdk_errors import first_line, is_not_found
 from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change
 from amlops.content import hash_text
 from amlops.errors import AmlopsError
+from amlops.policy import decide_publish
 from amlops.spec import Pipeline
 from amlops.specjson import document_fingerprint, pipeline_document
 
@@ -33,9 +35,9 @@ def find_endpoint(workspace: Any, name: str, provider: Any, endpoint: str | None
             workspace, name=name, _workflow_provider=provider, _service_endpoint=endpoint
         )
     except Exception as exc:  # the service raises ErrorResponseException; dry runs Exception
-        if _not_found(exc):
+        if is_not_found(exc):
             return None
-        raise AmlopsError(f"reading pipeline endpoint {name!r} failed: {_line(exc)}") from None
+        raise AmlopsError(f"reading pipeline endpoint {name!r} failed: {first_line(exc)}") from None
 
 
 def publish_pipeline(
@@ -53,9 +55,19 @@ def publish_pipeline(
 
     name = pipeline.name
     endpoint = find_endpoint(workspace, name, provider, service_endpoint)
+    versions = (
+        None if endpoint is None else {v.version: v.pipeline for v in endpoint.list_versions()}
+    )
+    default = None if endpoint is None else endpoint.get_default_version()
+    fingerprints = None if versions is None else {v: p.version for v, p in versions.items()}
+    url = {} if endpoint is None else {"url": endpoint.endpoint}
+    change = decide_publish(name, fp, fingerprints, default, url)
+    if change.action == UNCHANGED:
+        assert endpoint is not None and versions is not None
+        return _change(UNCHANGED, endpoint, versions[change.version], fp)
+    if plan:
+        return change
     if endpoint is None:
-        if plan:
-            return Change("endpoint", name, CREATED, "0", {"fingerprint": fp})
         published = _publish(build(), name, pipeline.description, fp)
         endpoint = PipelineEndpoint.publish(
             workspace,
@@ -66,24 +78,10 @@ def publish_pipeline(
             _service_endpoint=service_endpoint,
         )
         return _change(CREATED, endpoint, published, fp)
-    versions = {v.version: v.pipeline for v in endpoint.list_versions()}
-    default = endpoint.get_default_version()
-    current = versions.get(default)
-    if current is not None and current.version == fp:
-        return _change(UNCHANGED, endpoint, current, fp)
-    earlier = [v for v, p in versions.items() if p.version == fp]
-    if earlier:
-        # The same pipeline was published before (a revert): point the default back at it.
-        version = max(earlier, key=int)
-        if plan:
-            detail = {"url": endpoint.endpoint, "fingerprint": fp, "reverts": True}
-            return Change("endpoint", name, UPDATED, version, detail)
-        endpoint.set_default_version(version)
-        return _change(UPDATED, endpoint, versions[version], fp, reverts=True)
-    if plan:
-        next_version = str(max((int(v) for v in versions), default=-1) + 1)
-        detail = {"url": endpoint.endpoint, "fingerprint": fp}
-        return Change("endpoint", name, UPDATED, next_version, detail)
+    assert versions is not None
+    if change.detail.get("reverts"):
+        endpoint.set_default_version(change.version)
+        return _change(UPDATED, endpoint, versions[change.version], fp, reverts=True)
     published = _publish(build(), name, pipeline.description, fp)
     endpoint.add_default(published)
     return _change(UPDATED, endpoint, published, fp)
@@ -107,16 +105,3 @@ def _change(action: str, endpoint: Any, published: Any, fp: str, **extra: Any) -
             **extra,
         },
     )
-
-
-def _not_found(exc: Exception) -> bool:
-    response = getattr(exc, "response", None)
-    if getattr(response, "status_code", None) == 404:
-        return True
-    text = str(exc).lower()
-    return any(s in text for s in ("code: 404", "not exist", "not found"))
-
-
-def _line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

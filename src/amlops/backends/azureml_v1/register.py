@@ -9,15 +9,17 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from amlops.backends.azureml_v1.sdk_errors import first_line, is_not_found
 from amlops.backends.azureml_v1.wheel import build_wheel, source_hash
-from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change
+from amlops.backends.base import Change
 from amlops.config import DatasetConfig, EnvironmentConfig
 from amlops.content import hash_text, hash_tree, walk_files
 from amlops.errors import AmlopsError, ConfigError
+from amlops.policy import decide_version
 
 DATASET_TAG = "amlops_fingerprint"
 # v1 Environments have no tags; an environment variable survives registration and says which
@@ -171,19 +173,14 @@ def register_datasets(
             upload_from = materialise(cfg, Path(tmp)) if cfg.upload else None
             content = hash_tree(upload_from) if upload_from is not None else ""
             fp = hash_text(cfg.kind, datastore, path, cfg.description, content)[:16]
-            latest = assets.latest_dataset(cfg.name)
             detail = {"datastore": datastore, "path": path, "fingerprint": fp}
-            if latest is not None and latest.fingerprint == fp:
-                changes.append(Change("dataset", cfg.name, UNCHANGED, latest.version, detail))
-                continue
-            action = CREATED if latest is None else UPDATED
-            if plan:
-                next_version = str(int(latest.version) + 1) if latest else "1"
-                changes.append(Change("dataset", cfg.name, action, next_version, detail))
+            change = _decide("dataset", cfg.name, fp, assets.latest_dataset(cfg.name), detail)
+            if plan or not change.changed:
+                changes.append(change)
                 continue
             registered = assets.register_dataset(cfg, datastore, path, fp, upload_from)
             detail["uploaded"] = upload_from is not None
-            changes.append(Change("dataset", cfg.name, action, registered.version, detail))
+            changes.append(replace(change, version=registered.version, detail=detail))
     return changes
 
 
@@ -268,22 +265,25 @@ def register_environments(
         _, fp, runtime = environment_definition(
             cfg, root, assets.private_wheel_url, plan=True, runtime=needs
         )
-        latest = assets.latest_environment(cfg.name)
         detail = {"conda_file": str(cfg.conda_file), "fingerprint": fp, "private_wheel": runtime}
-        if latest is not None and latest.fingerprint == fp:
-            changes.append(Change("environment", cfg.name, UNCHANGED, latest.version, detail))
-            continue
-        action = CREATED if latest is None else UPDATED
-        if plan:
-            next_version = str(int(latest.version) + 1) if latest else "1"
-            changes.append(Change("environment", cfg.name, action, next_version, detail))
+        change = _decide("environment", cfg.name, fp, assets.latest_environment(cfg.name), detail)
+        if plan or not change.changed:
+            changes.append(change)
             continue
         env, _, _ = environment_definition(
             cfg, root, assets.private_wheel_url, plan=False, runtime=needs
         )
         registered = assets.register_environment(env)
-        changes.append(Change("environment", cfg.name, action, registered.version, detail))
+        changes.append(replace(change, version=registered.version))
     return changes
+
+
+def _decide(
+    kind: str, name: str, fp: str, latest: Registered | None, detail: dict[str, Any]
+) -> Change:
+    """The shared version decision; an asset amlops did not tag never matches."""
+    known = None if latest is None else (int(latest.version), latest.fingerprint or "")
+    return replace(decide_version(kind, name, fp, known), detail=detail)
 
 
 def _get_or_none(fetch: Callable[[], Any], what: str) -> Any:
@@ -291,22 +291,6 @@ def _get_or_none(fetch: Callable[[], Any], what: str) -> Any:
     try:
         return fetch()
     except Exception as exc:
-        if _not_found(exc):
+        if is_not_found(exc):
             return None
-        raise AmlopsError(f"reading {what} failed: {_line(exc)}") from None
-
-
-def _not_found(exc: Exception) -> bool:
-    response = getattr(exc, "response", None)
-    if getattr(response, "status_code", None) == 404:
-        return True
-    text = str(exc).lower()
-    # Environment.get raises a bare Exception("... Code: 404 ..."); datasets say "Cannot find".
-    return any(
-        s in text for s in ("code: 404", "not found", "cannot find", "does not exist", "no such")
-    )
-
-
-def _line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise AmlopsError(f"reading {what} failed: {first_line(exc)}") from None

@@ -15,15 +15,15 @@ from datetime import datetime
 from typing import Any
 
 from amlops.backends.azureml_v1.preflight import WorkspaceFacts
-from amlops.backends.base import CREATED, DISABLED, UNCHANGED, UPDATED, Change
+from amlops.backends.base import CREATED, DISABLED, UPDATED, Change
 from amlops.config import ScheduleConfig
 from amlops.content import hash_text
 from amlops.errors import AmlopsError, ConfigError
+from amlops.policy import ACTIVE, DATASTORE, RECURRENCE, ExistingSchedule, plan_schedules
 from amlops.recurrence import default_start_time
-from amlops.schedule_rules import check_parameters, schedule_change
+from amlops.schedule_rules import action_change, check_parameters
 
 MARKER_RE = re.compile(r"\s*\[amlops:([0-9a-f]{12})\]\s*$")
-RECURRENCE, DATASTORE = "Recurrence", "DataStore"
 
 
 @dataclass(frozen=True)
@@ -126,16 +126,12 @@ def reconcile(
     """One active schedule per configured name; managed ones not in config are disabled."""
     from azureml.pipeline.core import Schedule
 
-    existing = Schedule.list(
+    listed = Schedule.list(
         workspace,
         active_only=False,
         _workflow_provider=provider,
         _service_endpoint=service_endpoint,
     )
-    by_name: dict[str, list[Any]] = {}
-    for s in existing:
-        by_name.setdefault(s.name, []).append(s)
-    changes: list[Change] = []
     for sc in schedules:
         target = targets.get(sc.pipeline)
         if target is None:
@@ -143,74 +139,71 @@ def reconcile(
                 f"schedule {sc.name!r}: pipeline {sc.pipeline!r} has no endpoint yet; "
                 "run the publish stage first"
             )
-        actual = actual_datastore(sc.datastore_trigger.datastore) if sc.datastore_trigger else ""
-        validate(sc, target, facts, where, actual)
-        changes += _reconcile_one(
-            sc,
-            target,
-            by_name.get(sc.name, []),
-            workspace,
-            datastore,
-            actual,
-            provider,
-            service_endpoint,
-            plan,
-            now,
+        validate(sc, target, facts, where, _actual(sc, actual_datastore))
+    existing = [
+        ExistingSchedule(
+            id=s.id,
+            name=s.name,
+            target=s.pipeline_endpoint_id,
+            kind=RECURRENCE if s.recurrence is not None else DATASTORE,
+            active=s.status == ACTIVE,
+            fingerprint=_marker(s),
+            handle=s,
         )
-    configured = {sc.name for sc in schedules}
-    for s in existing:
-        if s.name not in configured and s.status == "Active" and _marker(s) is not None:
-            changes.append(_disable(s, plan, "removed from config"))
+        for s in listed
+    ]
+    actions = plan_schedules(
+        schedules,
+        existing,
+        target=lambda sc: targets[sc.pipeline].endpoint_id,
+        fingerprint=lambda sc: desired_fingerprint(sc, targets[sc.pipeline]),
+    )
+    changes: list[Change] = []
+    for act in actions:
+        keep = act.existing
+        schedule_id = keep.id if keep is not None else None
+        if act.action == DISABLED and not plan:
+            keep.handle.disable()
+        elif act.action in (CREATED, UPDATED) and not plan:
+            sc = act.desired
+            schedule_id = _apply(
+                sc,
+                act.fingerprint,
+                targets[sc.pipeline],
+                keep and keep.handle,
+                workspace=workspace,
+                datastore=datastore,
+                provider=provider,
+                service_endpoint=service_endpoint,
+                now=now,
+            )
+        extra = {"fingerprint": act.fingerprint} if act.fingerprint else {}
+        changes.append(action_change(act, schedule_id, **extra))
     return changes
 
 
-def _reconcile_one(
+def _actual(sc: ScheduleConfig, actual_datastore: Callable[[str], str]) -> str:
+    return actual_datastore(sc.datastore_trigger.datastore) if sc.datastore_trigger else ""
+
+
+def _apply(
     sc: ScheduleConfig,
+    fp: str,
     target: Target,
-    same_name: list[Any],
+    keep: Any,
+    *,
     workspace: Any,
     datastore: Callable[[str], Any],
-    actual: str,
     provider: Any,
     service_endpoint: str | None,
-    plan: bool,
     now: datetime | None,
-) -> list[Change]:
+) -> str:
+    """Create the schedule, or update ``keep`` in place; its id."""
     from azureml.pipeline.core import Schedule
 
-    kind = RECURRENCE if sc.recurrence else DATASTORE
-    fp = desired_fingerprint(sc, target)
-    # Only a schedule on the same endpoint and of the same type can be updated in place:
-    # v1 cannot retarget a schedule or switch recurrence <-> data change.
-    usable = [
-        s
-        for s in same_name
-        if target.endpoint_id and s.pipeline_endpoint_id == target.endpoint_id and _kind(s) == kind
-    ]
-    usable.sort(key=lambda s: s.status != "Active")  # prefer an active one
-    keep = usable[0] if usable else None
-    changes = [
-        _disable(s, plan, "duplicate name" if s in usable else "replaced")
-        for s in same_name
-        if s is not keep and s.status == "Active"
-    ]
     description = f"{sc.description} [amlops:{fp}]".strip()
-    params = (None if plan else _parameters(sc, target, datastore)) or None
+    params = _parameters(sc, target, datastore) or None
     trig = sc.datastore_trigger
-    if not sc.enabled:
-        # Left as it is apart from its status: the definition is applied when re-enabled.
-        if keep is not None and keep.status == "Active":
-            changes.append(_disable(keep, plan, "enabled: false in config"))
-        else:
-            changes.append(Change("schedule", sc.name, UNCHANGED, detail={"status": "Disabled"}))
-        return changes
-    if keep is not None and keep.status == "Active" and _marker(keep) == fp:
-        changes.append(schedule_change(UNCHANGED, sc, keep.id, fingerprint=fp))
-        return changes
-    if plan:
-        action = CREATED if keep is None else UPDATED
-        changes.append(schedule_change(action, sc, keep.id if keep else None, fingerprint=fp))
-        return changes
     trigger_args: dict[str, Any] = {}
     if trig is not None:
         trigger_args = {
@@ -232,8 +225,7 @@ def _reconcile_one(
             _service_endpoint=service_endpoint,
             **trigger_args,
         )
-        changes.append(schedule_change(CREATED, sc, created.id, fingerprint=fp))
-        return changes
+        return created.id
     update_args: dict[str, Any] = dict(trigger_args)
     if sc.recurrence:
         # Keep the start the schedule was created with: moving it could fire a catch-up run.
@@ -242,11 +234,10 @@ def _reconcile_one(
     keep.update(
         description=description,
         pipeline_parameters=params if params is not None else {},
-        status="Active",
+        status=ACTIVE,
         **update_args,
     )
-    changes.append(schedule_change(UPDATED, sc, keep.id, fingerprint=fp))
-    return changes
+    return keep.id
 
 
 def _parameters(
@@ -264,16 +255,6 @@ def _parameters(
     return values
 
 
-def _kind(s: Any) -> str:
-    return RECURRENCE if s.recurrence is not None else DATASTORE
-
-
 def _marker(s: Any) -> str | None:
     match = MARKER_RE.search(s.description or "")
     return match.group(1) if match else None
-
-
-def _disable(s: Any, plan: bool, why: str) -> Change:
-    if not plan:
-        s.disable()
-    return Change("schedule", s.name, DISABLED, detail={"schedule_id": s.id, "reason": why})

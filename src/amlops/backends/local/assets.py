@@ -8,12 +8,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change
+from amlops.backends.base import UNCHANGED, Change
 from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import DEFAULT_DATASTORE, LocalWorkspace
 from amlops.config import DatasetConfig, EnvironmentConfig
 from amlops.content import hash_tree
 from amlops.errors import ConfigError
+from amlops.policy import decide_version
 from amlops.samples import materialise
 
 
@@ -122,15 +123,6 @@ def _register(
         return change
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def decide_version(kind: str, name: str, digest: str, latest: tuple[int, str] | None) -> Change:
-    """The same digest as the latest (version, digest) is unchanged; anything else is next."""
-    if latest is not None and latest[1] == digest:
-        return Change(kind, name, UNCHANGED, str(latest[0]))
-    version = 1 if latest is None else latest[0] + 1
-    action = CREATED if latest is None else UPDATED
-    return Change(kind, name, action, str(version), {"digest": digest[:12]})
 
 
 def _latest(row) -> tuple[int, str] | None:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from amlops.backends.base import Change, RunResult
+from amlops.backends.base import STAGES, Change, RunResult, StepDecision
 from amlops.backends.local import endpoints
-from amlops.backends.local.assets import decide_version, register_dataset, register_environment
+from amlops.backends.local.assets import register_dataset, register_environment
+from amlops.backends.local.models import registered_models
 from amlops.backends.local.runner import Runner, RunRequest
 from amlops.backends.local.schedules import reconcile as reconcile_schedules
+from amlops.backends.local.step_kinds import LOCAL_STEP_KINDS
 from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import LocalWorkspace
-from amlops.config import DatasetConfig, EnvironmentConfig, ScheduleConfig
+from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
+from amlops.policy import decide_version
 from amlops.schedule_rules import parameter_kinds
 from amlops.spec import Pipeline
 from amlops.specjson import document_fingerprint, pipeline_document
@@ -24,7 +27,8 @@ from amlops.specjson import document_fingerprint, pipeline_document
 
 class LocalBackend:
     name = "local"
-    stages = ("register", "build", "run", "publish", "schedule")
+    stages = STAGES
+    step_kinds = frozenset(LOCAL_STEP_KINDS)
 
     def __init__(
         self,
@@ -46,6 +50,22 @@ class LocalBackend:
             self.store = Store(None)
         else:
             self.store = self.ws.open_store()
+
+    @classmethod
+    def open(
+        cls,
+        config: Config,
+        *,
+        plan: bool,
+        pipelines: Sequence[Pipeline] = (),
+        options: Mapping[str, Any] | None = None,
+    ) -> LocalBackend:
+        return cls(
+            config.workspace.path,
+            plan=plan,
+            service_url=config.workspace.service_url,
+            config_file=str(config.file),
+        )
 
     def close(self) -> None:
         self.store.close()
@@ -113,7 +133,7 @@ class LocalBackend:
         parameters: dict[str, Any] | None = None,
         *,
         regenerate_outputs: bool = False,
-    ) -> list[tuple[str, str | None]]:
+    ) -> list[StepDecision]:
         request = RunRequest(pipeline, dict(parameters or {}), regenerate_outputs)
         return Runner(self.ws, self.store, self.progress).plan(request)
 
@@ -131,8 +151,18 @@ class LocalBackend:
             )
         return changes
 
-    def schedule(self, schedules: Sequence[ScheduleConfig], *, plan: bool) -> list[Change]:
-        """Reconcile the configured schedules with the workspace's, by name."""
+    def schedule(
+        self,
+        schedules: Sequence[ScheduleConfig],
+        *,
+        plan: bool,
+        pipelines: Sequence[Pipeline] = (),
+    ) -> list[Change]:
+        """Reconcile the configured schedules with the workspace's, by name.
+
+        Parameters are checked against what each schedule will run: the version this deploy
+        published, else the endpoint's default version (``pipelines`` is not needed locally).
+        """
         # A schedule runs its endpoint's default version: check parameters against that.
         kinds = {name: parameter_kinds(p) for name, p in self._published.items()}
         for name in {sc.pipeline for sc in schedules} - set(kinds):
@@ -149,23 +179,4 @@ class LocalBackend:
 
     def models(self) -> list[dict[str, Any]]:
         """Registered models from the MLflow registry, newest version first."""
-        if not (self.ws.root / "mlflow.db").exists():
-            return []
-        import mlflow
-
-        client = mlflow.MlflowClient(tracking_uri=self.ws.mlflow_uri)
-        found = []
-        for model in client.search_registered_models():
-            for version in client.search_model_versions(f"name='{model.name}'"):
-                found.append(
-                    {
-                        "name": model.name,
-                        "version": str(version.version),
-                        "aliases": sorted(
-                            a for a, v in model.aliases.items() if v == version.version
-                        ),
-                        "tags": dict(version.tags),
-                        "run_id": version.run_id,
-                    }
-                )
-        return sorted(found, key=lambda m: (m["name"], -int(m["version"])))
+        return registered_models(self.ws)

@@ -13,11 +13,12 @@ import shutil
 import time
 from pathlib import Path
 
-from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change
+from amlops.backends.base import CREATED, Change
 from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import LocalWorkspace
 from amlops.content import snapshot
 from amlops.errors import AmlopsError, ConfigError
+from amlops.policy import decide_publish
 from amlops.spec import Pipeline
 from amlops.specjson import document_fingerprint, pipeline_document, pipeline_from_document
 
@@ -72,22 +73,13 @@ def publish(
 
 
 def _decide(db, name: str, fingerprint: str, base_url: str) -> Change:
-    detail = {"url": submit_url(base_url, name), "fingerprint": fingerprint}
     endpoint = db.execute("SELECT * FROM endpoints WHERE name=?", (name,)).fetchone()
-    if endpoint is None:
-        return Change("endpoint", name, CREATED, "0", detail)
-    versions = {
-        row["version"]: row["fingerprint"]
-        for row in db.execute("SELECT * FROM endpoint_versions WHERE endpoint=?", (name,))
-    }
-    default = endpoint["default_version"]
-    if versions.get(default) == fingerprint:
-        return Change("endpoint", name, UNCHANGED, default, detail)
-    earlier = [v for v, fp in versions.items() if fp == fingerprint]
-    if earlier:
-        # The same pipeline was published before (a revert): point the default back at it.
-        return Change("endpoint", name, UPDATED, max(earlier, key=int), {**detail, "reverts": True})
-    return Change("endpoint", name, UPDATED, str(max(map(int, versions)) + 1), detail)
+    versions = None
+    if endpoint is not None:
+        rows = db.execute("SELECT * FROM endpoint_versions WHERE endpoint=?", (name,))
+        versions = {row["version"]: row["fingerprint"] for row in rows}
+    default = endpoint["default_version"] if endpoint is not None else None
+    return decide_publish(name, fingerprint, versions, default, {"url": submit_url(base_url, name)})
 
 
 def _set_default(db, name: str, version: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from amlops.backends.local.endpoints import SUBMIT_PATH, NotPublished
+from amlops.backends.local.queries import WorkspaceReader
 from amlops.backends.local.service import LocalService
 from amlops.errors import AmlopsError, ConfigError
 from amlops.spec import SpecError
@@ -43,8 +44,16 @@ class RestServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, service: LocalService, port: int, host: str = "127.0.0.1"):
+        self.reader: WorkspaceReader | None = None  # server_close runs if binding fails
         super().__init__((host, port), _Handler)
         self.service = service
+        # One read handle for every GET, whichever request thread answers it.
+        self.reader = WorkspaceReader.open(service.ws.root, self.url, shared=True)
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self.reader is not None:
+            self.reader.close()
 
     @property
     def url(self) -> str:
@@ -96,16 +105,12 @@ class _Handler(BaseHTTPRequestHandler):
         return HTTPStatus.NOT_FOUND, _error("NotFound", f"no such resource: GET {path}")
 
     def _query(self, noun: str, verb: str, name: str | None = None) -> Any:
-        from amlops import queries
-        from amlops.backends.local.backend import LocalBackend
-
-        backend = LocalBackend(self.server.service.ws.root, service_url=self.server.url)
         try:
-            return queries.query(backend, noun, verb, Namespace(name=name, pipeline=None, limit=50))
+            args = Namespace(name=name, pipeline=None, limit=50, version=None)
+            assert self.server.reader is not None
+            return self.server.reader.query(noun, verb, args)
         except ConfigError as exc:  # an unknown name
             raise NotPublished(str(exc)) from None
-        finally:
-            backend.close()
 
     def _post(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         prefix = SUBMIT_PATH.rstrip("/") + "/"

@@ -18,34 +18,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amlops.backends.base import RunResult, StepResult
+from amlops.backends.local.step_kinds import Bound, ResolvedInput, command, local_kind
 from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import LocalWorkspace
 from amlops.content import hash_text, hash_tree, snapshot
 from amlops.errors import ConfigError
-from amlops.spec import (
-    DataPathParam,
-    DatasetInput,
-    InputRef,
-    Output,
-    ParallelStep,
-    Param,
-    Pipeline,
-    ScriptStep,
-    Step,
-)
+from amlops.spec import DataPathParam, DatasetInput, InputRef, Output, Param, Pipeline, Step
 
 NOT_STARTED, QUEUED, RUNNING = "NotStarted", "Queued", "Running"
 COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
 LOG_TAIL_LINES = 20
 STOP_GRACE_S = 10  # a canceled step gets this long to exit after SIGTERM, then SIGKILL
-
-
-@dataclass(frozen=True)
-class ResolvedInput:
-    path: Path
-    kind: str  # "file" | "tabular"
-    identity: str  # what the fingerprint sees: content or producer, never the path
-    dataset_version: str | None = None
 
 
 @dataclass
@@ -58,7 +41,7 @@ class _Produced:
 
 @dataclass(frozen=True)
 class _RunState:
-    """What every step of one run shares while it executes."""
+    """What every step of one run shares while it executes; read-only, so pool threads can."""
 
     request: RunRequest
     run_id: str
@@ -66,7 +49,6 @@ class _RunState:
     values: dict[str, Any]
     env_hashes: dict[str | None, str]
     total: int
-    produced: dict[str, _Produced] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,10 +129,11 @@ class Runner:
         # Registered data and data paths are checked before the run exists, so bad input
         # leaves no half-written run behind.
         for step in steps:
-            self._environment_hash(step)
+            local_kind(step)  # a kind this backend cannot run fails before the run exists
+            self._environment_hash(step, self.store)
             for item in step.all_inputs():
                 if isinstance(item, DatasetInput):
-                    self._dataset_row(item, step)
+                    self._dataset_row(item, step, self.store)
                 elif isinstance(item, DataPathParam):
                     self._datapath(item, values)
         run_id = new_run_id(pipeline.name)
@@ -173,7 +156,7 @@ class Runner:
         pipeline = request.pipeline
         values = pipeline.resolve_parameters(request.parameters)
         steps = pipeline.ordered_steps()
-        env_hashes = {s.environment: self._environment_hash(s) for s in steps}
+        env_hashes = {s.environment: self._environment_hash(s, self.store) for s in steps}
         run_dir = self.ws.runs / run_id
         run_dir.mkdir(parents=True)
         with self.store.transaction() as db:
@@ -239,20 +222,23 @@ class Runner:
             pending.remove(step)
             return len(steps) - len(pending)
 
-        def run_one(step: Step, index: int, store: Store) -> StepResult:
-            return Runner(self.ws, store, self.progress, self.cancel)._run_step(step, index, run)
+        # Written only here, in the coordinating thread; a step gets a copy when it starts,
+        # which holds everything it reads (a step starts after all of its producers).
+        produced: dict[str, _Produced] = {}
 
-        def in_thread(step: Step, index: int) -> StepResult:
+        def in_thread(step: Step, index: int, upstream: dict[str, _Produced]):
             # SQLite connections stay in their thread: a step in the pool opens its own.
             store = Store(self.store.path)
             try:
-                return run_one(step, index, store)
+                return self._run_step(step, index, run, upstream, store)
             finally:
                 store.close()
 
-        def record(step: Step, result: StepResult) -> None:
+        def record(step: Step, outcome: tuple[StepResult, _Produced]) -> None:
             nonlocal failed
+            result, made = outcome
             finished[step.name] = result
+            produced[step.name] = made
             if result.status != COMPLETED and failed is None:
                 failed = result
 
@@ -267,10 +253,12 @@ class Runner:
                     if len(startable) == 1 and not running:
                         # A lone step (all of a chain) runs right here: no thread hand-off.
                         lone = startable[0]
-                        record(lone, run_one(lone, launch(lone), self.store))
+                        index = launch(lone)
+                        record(lone, self._run_step(lone, index, run, produced, self.store))
                         continue
                     for step in startable[: self.max_parallel_steps - len(running)]:
-                        running[pool.submit(in_thread, step, launch(step))] = step
+                        future = pool.submit(in_thread, step, launch(step), dict(produced))
+                        running[future] = step
                     if not running:
                         break
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -287,10 +275,14 @@ class Runner:
         values = pipeline.resolve_parameters(request.parameters)
         produced: dict[str, _Produced] = {}
         decisions: list[tuple[str, str | None]] = []
-        for step in pipeline.ordered_steps():
+        steps = pipeline.ordered_steps()
+        for step in steps:
+            local_kind(step)  # an unknown kind is an error, not "would run"
+        for step in steps:
             try:
+                env_hash = self._environment_hash(step, self.store)
                 _, fingerprint, original = self._decide(
-                    step, values, self._environment_hash(step), produced, request
+                    step, values, env_hash, produced, request, self.store
                 )
             except ConfigError:
                 # Not registered yet (the register stage would create it): this step, and
@@ -304,18 +296,26 @@ class Runner:
 
     # --- one step --------------------------------------------------------------------------
 
-    def _run_step(self, step: Step, index: int, run: _RunState) -> StepResult:
-        run_id, values, produced, request = run.run_id, run.values, run.produced, run.request
+    def _run_step(
+        self,
+        step: Step,
+        index: int,
+        run: _RunState,
+        produced: dict[str, _Produced],
+        store: Store,
+    ) -> tuple[StepResult, _Produced]:
+        """Run (or reuse) one step, writing through ``store``, a connection of this thread."""
+        run_id, values, request = run.run_id, run.values, run.request
         step_dir = run.run_dir / step.name
         inputs, fingerprint, original = self._decide(
-            step, values, run.env_hashes[step.environment], produced, request
+            step, values, run.env_hashes[step.environment], produced, request, store
         )
         prefix = f"[{index}/{run.total}] {step.name}"
 
         if original is not None:
             outputs = {k: self.ws.abs(v) for k, v in json.loads(original["outputs"]).items()}
             origin = _origin(original)
-            with self.store.transaction() as db:
+            with store.transaction() as db:
                 now = time.time()
                 db.execute(
                     "UPDATE step_runs SET status=?, fingerprint=?, reused_from=?, outputs=?,"
@@ -326,18 +326,19 @@ class Runner:
                         original["summary"], now, now, run_id, step.name,
                     ),
                 )  # fmt: skip
-            produced[step.name] = _Produced(fingerprint, outputs)
             self._say(f"{prefix}: reused from {origin}")
             summary = json.loads(original["summary"]) if original["summary"] else None
-            return StepResult(step.name, COMPLETED, True, origin, 0, 0.0, summary=summary)
+            result = StepResult(step.name, COMPLETED, True, origin, 0, 0.0, summary=summary)
+            return result, _Produced(fingerprint, outputs)
 
         snapshot(step.source_dir, step_dir / "snapshot")
         outputs = {o.name: step_dir / "outputs" / o.name for o in step.all_outputs()}
         for folder in outputs.values():
             folder.mkdir(parents=True)
-        argv = _command(step, values, inputs, outputs, step_dir)
+        bound = Bound(values, inputs, outputs, step_dir)
+        argv = command(step, bound)
         start = time.time()
-        with self.store.transaction() as db:
+        with store.transaction() as db:
             db.execute(
                 "UPDATE step_runs SET status=?, fingerprint=?, start_time=?, folder=?"
                 " WHERE run_id=? AND step=?",
@@ -347,13 +348,13 @@ class Runner:
         datasets = {
             i.dataset: r.dataset_version for i, r in inputs.items() if isinstance(i, DatasetInput)
         }
-        exit_code = self._spawn(argv, step_dir, step, run_id, request, datasets)
+        exit_code = self._spawn(argv, step_dir, step, run_id, request, datasets, store)
         end = time.time()
         status = COMPLETED if exit_code == 0 else FAILED
-        summary_file = step_dir / "summary.json"
+        summary_file = bound.summary_file
         summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
         rel_outputs = {k: self.ws.rel(v) for k, v in outputs.items()}
-        with self.store.transaction() as db:
+        with store.transaction() as db:
             db.execute(
                 "UPDATE step_runs SET status=?, exit_code=?, end_time=?, outputs=?, summary=?"
                 " WHERE run_id=? AND step=?",
@@ -362,12 +363,12 @@ class Runner:
                     json.dumps(summary) if summary else None, run_id, step.name,
                 ),
             )  # fmt: skip
-        produced[step.name] = _Produced(fingerprint, outputs)
         self._say(f"{prefix}: {status} in {end - start:.2f} s")
-        return StepResult(
+        result = StepResult(
             step.name, status, False, None, exit_code, round(end - start, 3),
             str(step_dir / "stderr.txt"), summary,
         )  # fmt: skip
+        return result, _Produced(fingerprint, outputs)
 
     def _spawn(
         self,
@@ -377,6 +378,7 @@ class Runner:
         run_id: str,
         request: RunRequest,
         datasets: dict[str, str | None],
+        store: Store,
     ) -> int:
         env = dict(os.environ)
         env.update(
@@ -417,7 +419,7 @@ class Runner:
                 except subprocess.TimeoutExpired:
                     _stop_group(proc, signal.SIGKILL)  # it ignored SIGTERM
                     proc.wait()
-                with self.store.transaction() as db:
+                with store.transaction() as db:
                     db.execute(
                         "UPDATE step_runs SET status=?, end_time=? WHERE run_id=? AND step=?",
                         (CANCELED, time.time(), run_id, step.name),
@@ -433,13 +435,16 @@ class Runner:
         env_hash: str,
         produced: dict[str, _Produced],
         request: RunRequest,
+        store: Store,
     ) -> tuple[dict[Any, ResolvedInput], str, Any]:
         """The step's bound inputs, its fingerprint, and the earlier step run it may reuse."""
-        inputs = {i: self._resolve_input(i, values, produced, step) for i in step.all_inputs()}
+        inputs = {
+            i: self._resolve_input(i, values, produced, step, store) for i in step.all_inputs()
+        }
         fingerprint = _fingerprint(step, hash_tree(step.source_dir), values, env_hash, inputs)
         original = None
         if step.allow_reuse and not request.regenerate_outputs:
-            original = self._reusable(fingerprint)
+            original = self._reusable(fingerprint, store)
         return inputs, fingerprint, original
 
     def _resolve_input(
@@ -448,6 +453,7 @@ class Runner:
         values: dict[str, Any],
         produced: dict[str, _Produced],
         step: Step,
+        store: Store,
     ) -> ResolvedInput:
         if isinstance(item, InputRef):
             producer = next(
@@ -459,7 +465,7 @@ class Runner:
             identity = hash_text("output", producer.fingerprint, item.output.name)
             return ResolvedInput(producer.outputs[item.output.name], "file", identity)
         if isinstance(item, DatasetInput):
-            row = self._dataset_row(item, step)
+            row = self._dataset_row(item, step, store)
             props = json.loads(row["properties"])
             path = self.ws.abs(row["path"])
             identity = hash_text("dataset", row["content_hash"])
@@ -478,11 +484,11 @@ class Runner:
             )
         return path
 
-    def _dataset_row(self, item: DatasetInput, step: Step):
+    def _dataset_row(self, item: DatasetInput, step: Step, store: Store):
         if item.version == "latest":
-            row = self.store.latest_asset("dataset", item.dataset)
+            row = store.latest_asset("dataset", item.dataset)
         else:
-            row = self.store.asset("dataset", item.dataset, int(item.version))
+            row = store.asset("dataset", item.dataset, int(item.version))
         if row is None:
             raise ConfigError(
                 f"step {step.name!r}: dataset {item.dataset!r} version {item.version} is not "
@@ -490,10 +496,10 @@ class Runner:
             )
         return row
 
-    def _environment_hash(self, step: Step) -> str:
+    def _environment_hash(self, step: Step, store: Store) -> str:
         if step.environment is None:
             return ""
-        row = self.store.latest_asset("environment", step.environment)
+        row = store.latest_asset("environment", step.environment)
         if row is None:
             raise ConfigError(
                 f"step {step.name!r}: environment {step.environment!r} is not registered "
@@ -501,8 +507,8 @@ class Runner:
             )
         return row["content_hash"]
 
-    def _reusable(self, fingerprint: str):
-        rows = self.store.all(
+    def _reusable(self, fingerprint: str, store: Store):
+        rows = store.all(
             "SELECT * FROM step_runs WHERE fingerprint=? AND status=? AND reused_from IS NULL"
             " ORDER BY end_time DESC",
             (fingerprint, COMPLETED),
@@ -548,68 +554,8 @@ def _fingerprint(
         "inputs": sorted(token(i)[1] for i in step.all_inputs()),
         "outputs": sorted(o.name for o in step.all_outputs()),
     }
-    if isinstance(step, ScriptStep):
-        doc["script"] = step.script
-    else:
-        doc["parallel"] = {k: token(v) for k, v in _parallel_settings(step).items()}
+    doc.update(local_kind(step).reuse_key(step, token))
     return hash_text(json.dumps(doc, sort_keys=True, default=str))
-
-
-def _parallel_settings(step: ParallelStep) -> dict[str, Any]:
-    return {
-        "entry_script": step.entry_script,
-        "mini_batch_size": step.mini_batch_size,
-        "error_threshold": step.error_threshold,
-        "allowed_failed_count": step.allowed_failed_count,
-        "allowed_failed_percent": step.allowed_failed_percent,
-        "output_action": step.output_action,
-        "append_row_file_name": step.append_row_file_name,
-        "process_count_per_node": step.process_count_per_node,
-        "node_count": step.node_count,
-        "run_invocation_timeout": step.run_invocation_timeout,
-        "run_max_try": step.run_max_try,
-    }
-
-
-def _bind(
-    value: Any, values: dict[str, Any], inputs: dict[Any, ResolvedInput], outputs: dict[str, Path]
-) -> str:
-    """An argument as AML binds it on the compute: parameters by value, data by path."""
-    if isinstance(value, Param):
-        return str(values[value.name])
-    if isinstance(value, DataPathParam | InputRef | DatasetInput):
-        return str(inputs[value].path)
-    if isinstance(value, Output):
-        return str(outputs[value.name])
-    return str(value)
-
-
-def _command(
-    step: Step,
-    values: dict[str, Any],
-    inputs: dict[Any, ResolvedInput],
-    outputs: dict[str, Path],
-    step_dir: Path,
-) -> list[str]:
-    user_args = [_bind(a, values, inputs, outputs) for a in step.arguments]
-    if isinstance(step, ScriptStep):
-        return [sys.executable, step.script, *user_args]
-    driver: list[str] = ["--entry_script", step.entry_script]
-    for key, value in _parallel_settings(step).items():
-        if key == "entry_script" or value is None:
-            continue
-        driver += [f"--{key}", _bind(value, values, inputs, outputs)]
-    driver += [
-        "--output",
-        str(outputs[step.output.name]),
-        "--summary",
-        str(step_dir / "summary.json"),
-    ]
-    for item in step.inputs:
-        resolved = inputs[item]
-        name = item.input_name if isinstance(item, DatasetInput) else item.name
-        driver += ["--input", f"{name}={resolved.kind}:{resolved.path}"]
-    return [sys.executable, "-m", "amlops.parallel", *driver, "--", *user_args]
 
 
 def _tail(file: Path, lines: int = LOG_TAIL_LINES) -> str:

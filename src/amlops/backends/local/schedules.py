@@ -18,16 +18,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from amlops.backends.base import CREATED, DISABLED, UNCHANGED, UPDATED, Change
+from amlops.backends.base import CREATED, DISABLED, UPDATED, Change
 from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import DEFAULT_DATASTORE, LocalWorkspace
 from amlops.config import DatastoreTrigger, Recurrence, ScheduleConfig
 from amlops.content import hash_text
 from amlops.errors import ConfigError
+from amlops.policy import ACTIVE, DATASTORE, RECURRENCE, ExistingSchedule, plan_schedules
 from amlops.recurrence import default_start_time, zone
-from amlops.schedule_rules import check_parameters, schedule_change
-
-ACTIVE = "Active"
+from amlops.schedule_rules import action_change, check_parameters
 
 
 def definition(sc: ScheduleConfig) -> dict[str, Any]:
@@ -114,43 +113,40 @@ def _validate(
 
 
 def _reconcile(ws: LocalWorkspace, db, schedules: Sequence[ScheduleConfig], *, plan: bool):
-    changes: list[Change] = []
+    rows = db.execute("SELECT * FROM schedules ORDER BY created_at DESC").fetchall()
+    existing = [
+        ExistingSchedule(
+            id=row["id"],
+            name=row["name"],
+            target=row["endpoint"],
+            kind=_kind(row),
+            active=row["status"] == ACTIVE,
+            fingerprint=row["fingerprint"],  # every local schedule is amlops'
+            handle=row,
+        )
+        for row in rows
+    ]
+    actions = plan_schedules(
+        schedules, existing, target=lambda sc: sc.pipeline, fingerprint=_fingerprint
+    )
     now = time.time()
-    for sc in schedules:
-        same_name = db.execute(
-            "SELECT * FROM schedules WHERE name=? ORDER BY status != ?, created_at DESC",
-            (sc.name, ACTIVE),
-        ).fetchall()
-        # Only a schedule on the same pipeline and of the same type is updated in place,
-        # as v1 cannot retarget a schedule or switch recurrence <-> data change.
-        usable = [r for r in same_name if r["endpoint"] == sc.pipeline and _kind(r) == _kind(sc)]
-        keep = usable[0] if usable else None
-        for row in same_name:
-            if row is not keep and row["status"] == ACTIVE:
-                why = "duplicate name" if row in usable else "replaced"
-                changes.append(_disable(db, row, plan, why))
-        fp = hash_text(json.dumps({"pipeline": sc.pipeline, **definition(sc)}, sort_keys=True))[:12]
-        if not sc.enabled:
-            if keep is not None and keep["status"] == ACTIVE:
-                changes.append(_disable(db, keep, plan, "enabled: false in config"))
-            else:
-                disabled = {"status": "Disabled"}
-                changes.append(Change("schedule", sc.name, UNCHANGED, detail=disabled))
-            continue
-        if keep is not None and keep["status"] == ACTIVE and keep["fingerprint"] == fp:
-            changes.append(schedule_change(UNCHANGED, sc, keep["id"]))
-            continue
-        action = CREATED if keep is None else UPDATED
-        schedule_id = keep["id"] if keep is not None else f"sched_{secrets.token_hex(6)}"
-        if not plan:
-            _write(ws, db, sc, keep, schedule_id, fp, now)
-        changes.append(schedule_change(action, sc, None if plan and keep is None else schedule_id))
-    configured = {sc.name for sc in schedules}
-    active = db.execute("SELECT * FROM schedules WHERE status=? ORDER BY name", (ACTIVE,))
-    for row in active.fetchall():  # read first: the loop updates what it reads
-        if row["name"] not in configured:
-            changes.append(_disable(db, row, plan, "removed from config"))
+    changes: list[Change] = []
+    for act in actions:
+        keep = act.existing
+        schedule_id = keep.id if keep is not None else None
+        if act.action == DISABLED and not plan:
+            _disable(db, schedule_id, now)
+        elif act.action in (CREATED, UPDATED):
+            if schedule_id is None and not plan:
+                schedule_id = f"sched_{secrets.token_hex(6)}"
+            if not plan:
+                _write(ws, db, act.desired, keep and keep.handle, schedule_id, act.fingerprint, now)
+        changes.append(action_change(act, schedule_id))
     return changes
+
+
+def _fingerprint(sc: ScheduleConfig) -> str:
+    return hash_text(json.dumps({"pipeline": sc.pipeline, **definition(sc)}, sort_keys=True))[:12]
 
 
 def _write(ws: LocalWorkspace, db, sc: ScheduleConfig, keep, schedule_id: str, fp: str, now: float):
@@ -182,17 +178,11 @@ def _write(ws: LocalWorkspace, db, sc: ScheduleConfig, keep, schedule_id: str, f
         )
 
 
-def _kind(item) -> str:
-    if isinstance(item, ScheduleConfig):
-        return "recurrence" if item.recurrence else "datastore"
-    return "recurrence" if json.loads(item["definition"])["recurrence"] else "datastore"
+def _kind(row) -> str:
+    return RECURRENCE if json.loads(row["definition"])["recurrence"] else DATASTORE
 
 
-def _disable(db, row, plan: bool, why: str) -> Change:
-    if not plan:
-        db.execute(
-            "UPDATE schedules SET status='Disabled', updated_at=? WHERE id=?",
-            (time.time(), row["id"]),
-        )
-    detail = {"schedule_id": row["id"], "reason": why}
-    return Change("schedule", row["name"], DISABLED, detail=detail)
+def _disable(db, schedule_id: str, now: float) -> None:
+    db.execute(
+        "UPDATE schedules SET status='Disabled', updated_at=? WHERE id=?", (now, schedule_id)
+    )

@@ -129,12 +129,20 @@ def _switch_to_wal(db: sqlite3.Connection) -> None:
 class Store:
     """A thin, explicit layer over the metadata database."""
 
-    def __init__(self, path: Path | None):
-        """Open (creating) the database at path; None gives an empty in-memory one for --plan."""
+    def __init__(self, path: Path | None, *, shared: bool = False):
+        """Open (creating) the database at path; None gives an empty in-memory one for --plan.
+
+        ``shared``: other threads may use this connection, one at a time (the caller locks).
+        """
         self.path = path
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a writer never
         # upgrades a read lock mid-transaction (the classic SQLite deadlock).
-        self.db = sqlite3.connect(path or ":memory:", isolation_level=None, timeout=BUSY_TIMEOUT)
+        self.db = sqlite3.connect(
+            path or ":memory:",
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT,
+            check_same_thread=not shared,
+        )
         self.db.row_factory = sqlite3.Row
         _switch_to_wal(self.db)
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -1,21 +1,53 @@
-"""Read-only queries over a local workspace, for ``amlops <noun> list|show``."""
+"""Read-only queries over a local workspace: ``amlops <noun> list|show`` and the REST GETs."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import sys
+import threading
 import time
 from argparse import Namespace
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from amlops.backends.local.backend import LocalBackend
+from amlops.backends.local.store import Store
+from amlops.backends.local.workspace import LocalWorkspace
 from amlops.errors import ConfigError
 
 Row = dict[str, Any]
 
 
-def query(backend: LocalBackend, noun: str, verb: str, args: Namespace) -> Any:
+@dataclass
+class WorkspaceReader:
+    """One read handle on a workspace. ``shared`` lets threads take turns on it (the REST
+    server's request threads), instead of each opening the database anew."""
+
+    ws: LocalWorkspace
+    store: Store
+    service_url: str
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, root: Path, service_url: str, *, shared: bool = False) -> WorkspaceReader:
+        ws = LocalWorkspace(root)
+        return cls(ws, Store(ws.db_path, shared=shared), service_url)
+
+    def query(self, noun: str, verb: str, args: Namespace) -> Any:
+        with self._lock:
+            return query(self, noun, verb, args)
+
+    def models(self) -> list[dict[str, Any]]:
+        from amlops.backends.local.models import registered_models
+
+        return registered_models(self.ws)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def query(backend: WorkspaceReader, noun: str, verb: str, args: Namespace) -> Any:
     if noun == "models":
         return _models(backend, verb, args)
     if noun == "runs":
@@ -29,7 +61,7 @@ def query(backend: LocalBackend, noun: str, verb: str, args: Namespace) -> Any:
     return _assets(backend, noun.rstrip("s"), verb, args)
 
 
-def _runs(backend: LocalBackend, verb: str, args: Namespace) -> Any:
+def _runs(backend: WorkspaceReader, verb: str, args: Namespace) -> Any:
     store = backend.store
     if verb == "list":
         sql = "SELECT * FROM runs"
@@ -93,7 +125,7 @@ def _source(origin: str | None) -> str:
     return found.get("schedule") or found["type"]
 
 
-def _assets(backend: LocalBackend, kind: str, verb: str, args: Namespace) -> Any:
+def _assets(backend: WorkspaceReader, kind: str, verb: str, args: Namespace) -> Any:
     store = backend.store
     if verb == "list":
         rows = store.all(
@@ -120,7 +152,7 @@ def _assets(backend: LocalBackend, kind: str, verb: str, args: Namespace) -> Any
     }
 
 
-def _pipelines(backend: LocalBackend, verb: str, args: Namespace) -> Any:
+def _pipelines(backend: WorkspaceReader, verb: str, args: Namespace) -> Any:
     store = backend.store
     if verb == "list":
         rows = store.all(
@@ -139,7 +171,7 @@ def _pipelines(backend: LocalBackend, verb: str, args: Namespace) -> Any:
     return {"name": row["name"], "version": row["version"], **json.loads(row["definition"])}
 
 
-def _endpoints(backend: LocalBackend, verb: str, args: Namespace) -> Any:
+def _endpoints(backend: WorkspaceReader, verb: str, args: Namespace) -> Any:
     from amlops.backends.local.endpoints import NotPublished, submit_url
 
     store = backend.store
@@ -176,7 +208,7 @@ def _endpoints(backend: LocalBackend, verb: str, args: Namespace) -> Any:
     return found if verb == "list" else found[0]
 
 
-def _schedules(backend: LocalBackend, verb: str, args: Namespace) -> Any:
+def _schedules(backend: WorkspaceReader, verb: str, args: Namespace) -> Any:
     from amlops.backends.local.schedules import recurrence_of
     from amlops.recurrence import describe
 
@@ -210,7 +242,7 @@ def _schedules(backend: LocalBackend, verb: str, args: Namespace) -> Any:
     return found if verb == "list" else found[0]
 
 
-def _models(backend: LocalBackend, verb: str, args: Namespace) -> Any:
+def _models(backend: WorkspaceReader, verb: str, args: Namespace) -> Any:
     models = backend.models()
     if verb == "list":
         return [
@@ -225,7 +257,7 @@ def _models(backend: LocalBackend, verb: str, args: Namespace) -> Any:
     return found[0]
 
 
-def mlflow_ui_command(backend: LocalBackend, host: str, port: int) -> list[str]:
+def mlflow_ui_command(backend: WorkspaceReader, host: str, port: int) -> list[str]:
     mlflow = shutil.which("mlflow", path=str(sys.prefix) + "/bin") or shutil.which("mlflow")
     if mlflow is None:
         raise ConfigError("mlflow is not installed in this environment: run 'make deploy' first")
