@@ -60,8 +60,8 @@ def _walk(
             real = os.path.realpath(path)
             if real in ancestors:
                 raise ConfigError(
-                    f"{path}: a symlink loop; azureml-core's snapshot follows symlinks and "
-                    f"never ends: remove it or list {rel} in .amlignore"
+                    f"{path}: a symlink loop, which azureml-core's snapshot follows until "
+                    f"it fails: remove it or list {rel} in .amlignore"
                 )
             yield from _walk(path, rel + "/", spec, ancestors | {real})
         else:

@@ -157,14 +157,20 @@ def test_symlinks_are_followed(tmp_path):
     assert kept == [".amlignore", "main.py", "shared.py", "vendored/util.py"]
 
 
-def test_a_broken_symlink_fails_as_it_does_in_azureml_core_unless_ignored(tmp_path):
+@pytest.mark.parametrize("kind", ["broken-symlink", "fifo", "symlink-loop"])
+def test_what_azureml_core_cannot_snapshot_fails_here_too_unless_ignored(tmp_path, kind):
     root = tmp_path / "src"
     _write(root, {"main.py": ""})
-    (root / "gone").symlink_to(tmp_path / "missing")
+    if kind == "broken-symlink":
+        (root / "odd").symlink_to(tmp_path / "missing")
+    elif kind == "fifo":
+        os.mkfifo(root / "odd")
+    else:
+        (root / "odd").symlink_to(root)
     with pytest.raises(OSError):
         _azureml_snapshot_files(root)
-    with pytest.raises(ConfigError, match="gone"):
+    with pytest.raises(ConfigError, match="odd"):
         list(walk_files(root))
 
-    (root / ".amlignore").write_text("gone\n")
+    (root / ".amlignore").write_text("odd\n")
     assert _assert_conforms(root, tmp_path) == [".amlignore", "main.py"]
