@@ -21,13 +21,13 @@ IGNORE_FILES = (".amlignore", ".gitignore")
 
 
 def _ignore_spec(folder: Path) -> PathSpec | None:
-    import pathspec  # lazily: the CLI's start-up path never walks a folder
-
     for name in IGNORE_FILES:
         file = folder / name
         # os.path.exists, not is_file, and the platform's default encoding: as azureml-core's
         # IgnoreFile.exists / _create_pathspec, so the same file decides the same way here.
         if os.path.exists(file):
+            import pathspec  # lazily: the CLI's start-up path never walks a folder
+
             with open(file) as fh:
                 return pathspec.PathSpec.from_lines("gitwildmatch", fh)
     return None
@@ -42,11 +42,12 @@ def walk_files(folder: Path) -> Iterator[tuple[str, Path]]:
 def _walk(
     directory: Path, prefix: str, spec: PathSpec | None, ancestors: frozenset[str]
 ) -> Iterator[tuple[str, Path]]:
-    # azureml/_base_sdk_common/merkle_tree.py: _create_merkletree_helper. Every entry, hidden
-    # or not, is matched by its path relative to the ignore file's folder, a folder without a
-    # trailing slash: so "dir/" never prunes "dir" itself; the walk goes in, drops each file
-    # under it, and "!dir/keep.py" brings that one back. A pruned folder ("dir", "dir/**"
-    # cannot) is never entered. Symlinks are followed.
+    # As azureml/_base_sdk_common/merkle_tree.py: _create_merkletree_helper, with the exclude
+    # function of ignore_file.py: IgnoreFile.is_file_excluded. Every entry, hidden or not, is
+    # matched by its path relative to the ignore file's folder, a folder's without a trailing
+    # slash. So "dir/" (or "dir/**") never matches "dir" itself: the walk goes in, drops each
+    # file under it, and "!dir/keep.py" brings that one back. "dir" matches the folder, which
+    # is then never entered, whatever a later negation says. Symlinks are followed.
     for name in sorted(os.listdir(directory)):
         rel = prefix + name
         path = directory / name
