@@ -2,67 +2,75 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-# Never part of a snapshot, whatever the ignore file says: caches change on every run.
-ALWAYS_IGNORED = ("__pycache__/", "*.pyc", ".git/", ".ipynb_checkpoints/")
+from amlops.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathspec import PathSpec
+
+# The folder's ignore files, in azureml-core's order: the first that exists is the only one
+# read (azureml/_project/ignore_file.py: get_project_ignore_file). Nothing else is ever
+# excluded: azureml-core's default_patterns only seed a new project's .amlignore.
+IGNORE_FILES = (".amlignore", ".gitignore")
 
 
-class IgnoreRules:
-    """The subset of gitignore syntax AML applies to .amlignore / .gitignore snapshots."""
+def _ignore_spec(folder: Path) -> PathSpec | None:
+    for name in IGNORE_FILES:
+        file = folder / name
+        # os.path.exists, not is_file, and the platform's default encoding: as azureml-core's
+        # IgnoreFile.exists / _create_pathspec, so the same file decides the same way here.
+        if os.path.exists(file):
+            import pathspec  # lazily: the CLI's start-up path never walks a folder
 
-    def __init__(self, patterns: list[str]):
-        self.rules: list[tuple[bool, bool, bool, str]] = []
-        for raw in patterns:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            negate = line.startswith("!")
-            line = line[1:] if negate else line
-            dir_only = line.endswith("/")
-            line = line.rstrip("/")
-            anchored = "/" in line
-            self.rules.append((negate, dir_only, anchored, line.lstrip("/")))
-
-    @classmethod
-    def for_folder(cls, folder: Path) -> IgnoreRules:
-        """.amlignore wins over .gitignore, as in Azure ML."""
-        patterns = list(ALWAYS_IGNORED)
-        for name in (".amlignore", ".gitignore"):
-            file = folder / name
-            if file.is_file():
-                patterns += file.read_text().splitlines()
-                break
-        return cls(patterns)
-
-    def ignored(self, rel: str, is_dir: bool) -> bool:
-        result = False
-        name = rel.rsplit("/", 1)[-1]
-        for negate, dir_only, anchored, pattern in self.rules:
-            if dir_only and not is_dir:
-                continue
-            target = rel if anchored else name
-            if fnmatch.fnmatchcase(target, pattern):
-                result = not negate
-        return result
+            with open(file) as fh:
+                return pathspec.PathSpec.from_lines("gitwildmatch", fh)
+    return None
 
 
 def walk_files(folder: Path) -> Iterator[tuple[str, Path]]:
-    """Yield (posix relative path, path) of every file a snapshot keeps, in sorted order."""
-    rules = IgnoreRules.for_folder(folder)
-    for dirpath, dirnames, filenames in os.walk(folder):
-        base = Path(dirpath)
-        rel_base = base.relative_to(folder).as_posix()
-        prefix = "" if rel_base == "." else rel_base + "/"
-        dirnames[:] = sorted(d for d in dirnames if not rules.ignored(prefix + d, True))
-        for name in sorted(filenames):
-            if not rules.ignored(prefix + name, False):
-                yield prefix + name, base / name
+    """Yield (posix relative path, path) of every file azureml-core's snapshot of ``folder``
+    uploads, in its walk order (names sorted within each folder, depth first)."""
+    yield from _walk(folder, "", _ignore_spec(folder), frozenset({os.path.realpath(folder)}))
+
+
+def _walk(
+    directory: Path, prefix: str, spec: PathSpec | None, ancestors: frozenset[str]
+) -> Iterator[tuple[str, Path]]:
+    # As azureml/_base_sdk_common/merkle_tree.py: _create_merkletree_helper, with the exclude
+    # function of ignore_file.py: IgnoreFile.is_file_excluded. Every entry, hidden or not, is
+    # matched by its path relative to the ignore file's folder, a folder's without a trailing
+    # slash. So "dir/" (or "dir/**") never matches "dir" itself: the walk goes in, drops each
+    # file under it, and "!dir/keep.py" brings that one back. "dir" matches the folder, which
+    # is then never entered, whatever a later negation says. Symlinks are followed.
+    for name in sorted(os.listdir(directory)):
+        rel = prefix + name
+        path = directory / name
+        if spec is not None and spec.match_file(rel):
+            continue
+        if path.is_file():
+            # azureml-core leaves out (with a printed warning) a file it cannot read.
+            if os.access(path, os.R_OK):
+                yield rel, path
+        elif path.is_dir():
+            real = os.path.realpath(path)
+            if real in ancestors:
+                raise ConfigError(
+                    f"{path}: a symlink loop, which azureml-core's snapshot follows until "
+                    f"it fails: remove it or list {rel} in .amlignore"
+                )
+            yield from _walk(path, rel + "/", spec, ancestors | {real})
+        else:
+            # azureml-core takes anything not a file for a folder and fails listing it.
+            raise ConfigError(
+                f"{path}: a broken symlink or special file, which azureml-core's snapshot "
+                f"cannot take: remove it or list {rel} in .amlignore"
+            )
 
 
 def hash_tree(path: Path, *, respect_ignore: bool = True) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amlops.content import IgnoreRules, hash_tree, snapshot
+import pytest
+
+from amlops.content import hash_tree, snapshot, walk_files
+from amlops.errors import ConfigError
 
 
 def make(folder: Path, files: dict[str, str]) -> Path:
@@ -47,17 +50,62 @@ def test_amlignore_wins_over_gitignore(tmp_path):
     assert kept == hash_tree(folder)
 
 
-def test_gitignore_patterns(tmp_path):
-    rules = IgnoreRules(["*.log", "cache/", "/top.txt", "!keep.log", "# comment", "docs/*.md"])
-    assert rules.ignored("a.log", False) and rules.ignored("deep/b.log", False)
-    assert not rules.ignored("keep.log", False)
-    assert rules.ignored("cache", True) and not rules.ignored("cache", False)
-    assert rules.ignored("top.txt", False)
-    assert rules.ignored("docs/a.md", False) and not rules.ignored("a.md", False)
+def kept(folder: Path) -> list[str]:
+    return [rel for rel, _ in walk_files(folder)]
 
 
-def test_caches_never_enter_a_snapshot(tmp_path):
+def test_gitwildmatch_patterns_as_azureml_core_applies_them(tmp_path):
+    # Each line here is one that a naive fnmatch got wrong; tests/azure checks every case
+    # against azureml-core itself.
+    folder = make(
+        tmp_path / "s",
+        {
+            ".amlignore": "/*.py\n!keep.py\ndir/\n!dir/keep.py\n**/x\n\\#n.md\n# main.txt\n",
+            "main.py": "",
+            "keep.py": "",
+            "main.txt": "",
+            "#n.md": "",
+            "x": "",
+            "pkg/mod.py": "",
+            "pkg/x": "",
+            "dir/a.txt": "",
+            "dir/keep.py": "",
+            "sub/dir": "",
+        },
+    )
+    assert kept(folder) == [
+        ".amlignore",
+        "dir/keep.py",
+        "keep.py",
+        "main.txt",
+        "pkg/mod.py",
+        "sub/dir",
+    ]
+
+
+def test_a_folder_matched_by_name_is_never_entered(tmp_path):
+    folder = make(tmp_path / "s", {".gitignore": "build\n!build/keep.py\n", "build/keep.py": ""})
+    assert kept(folder) == [".gitignore"]
+
+
+def test_caches_are_in_a_snapshot_unless_ignored_as_in_azure(tmp_path):
     folder = make(tmp_path / "s", {"main.py": "", "__pycache__/main.cpython-311.pyc": "x"})
+    assert kept(folder) == ["__pycache__/main.cpython-311.pyc", "main.py"]
+    (folder / ".amlignore").write_text("__pycache__\n*.pyc\n")
     before = hash_tree(folder)
     (folder / "__pycache__" / "other.pyc").write_text("y")
     assert hash_tree(folder) == before
+
+
+def test_symlinks_are_followed_and_a_broken_one_is_an_error(tmp_path):
+    folder = make(tmp_path / "s", {"main.py": ""})
+    make(tmp_path / "lib", {"util.py": ""})
+    (folder / "lib").symlink_to(tmp_path / "lib")
+    assert kept(folder) == ["lib/util.py", "main.py"]
+    (folder / "gone").symlink_to(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="gone: a broken symlink"):
+        kept(folder)
+    (folder / "gone").unlink()
+    (folder / "loop").symlink_to(folder)
+    with pytest.raises(ConfigError, match="loop: a symlink loop"):
+        kept(folder)

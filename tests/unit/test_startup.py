@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("mlflow", "pandas", "sklearn", "azureml", "numpy")
+HEAVY = ("mlflow", "pandas", "sklearn", "azureml", "numpy", "pathspec")
 
 
 def test_cli_and_runner_import_nothing_heavy():
