@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from amlops.backends.base import Backend, Change, RunResult
+from amlops.binding import check_bindings
 from amlops.config import Config
 from amlops.content import hash_text
 from amlops.errors import ConfigError, RunFailed
@@ -48,12 +49,15 @@ def build_pipelines(config: Config) -> list[Pipeline]:
     """Load ``pipelines/<name>.py`` of ``config.root`` for each configured pipeline and build
     its spec. Nothing global changes: two repositories' pipelines can be built in one process."""
     built = []
+    dataset_kinds = {ds.name: ds.kind for ds in config.datasets}
     for cfg in config.pipelines:
         module = _load_pipeline_module(config.root / "pipelines" / f"{cfg.name}.py", cfg.where)
         try:
-            built.append(module.build(cfg, config.compute))
+            pipeline = module.build(cfg, config.compute)
         except SpecError as exc:
             raise ConfigError(f"{cfg.where}: {exc}") from None
+        check_bindings(pipeline, dataset_kinds, cfg.where)
+        built.append(pipeline)
     return built
 
 

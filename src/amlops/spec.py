@@ -162,6 +162,9 @@ class StepBase:
     # How v1 hands this kind a DataPathParam: "datapath" (a DataPath bound to a folder) or
     # "dataset" (ParallelRunStep partitions only datasets, so a dataset over the path).
     datapath_binding: ClassVar[str] = "datapath"
+    # Whether Azure ML's runtime for this kind turns its ``inputs`` into data (mini-batches),
+    # so a tabular dataset there reaches code as rows, not as an ID (see amlops.binding).
+    partitions_inputs: ClassVar[bool] = False
 
     name: str
     source_dir: Path
@@ -249,6 +252,7 @@ class ParallelStep(StepBase):
     """
 
     datapath_binding: ClassVar[str] = "dataset"
+    partitions_inputs: ClassVar[bool] = True
 
     output: Output | None = None
     side_inputs: tuple[Input, ...] = ()

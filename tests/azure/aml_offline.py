@@ -194,10 +194,12 @@ class OfflineAssets:
         from azureml.data.abstract_dataset import _DatasetRegistration
 
         saved_id = hashlib.sha256(dataset._dataflow.to_json().encode()).hexdigest()[:32]
+        # As in the service: a registered dataset's id is the same for all of its versions.
+        registered_id = hashlib.sha256(f"registered:{name}".encode()).hexdigest()[:32]
         dataset._registration = _DatasetRegistration(
             workspace=self.workspace,
             saved_id=saved_id,
-            registered_id=saved_id if name else None,
+            registered_id=registered_id if name else None,
             name=name,
             version=version,
         )
@@ -231,7 +233,7 @@ compute:
   default: cpu-cluster
 datasets:
   diabetes:
-    kind: tabular
+    kind: file
     source: sklearn:diabetes
     datastore: training
     datastore_path: diabetes

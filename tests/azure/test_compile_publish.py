@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aml_offline import (
+    CONFIG,
     REPO,
     batch_pipeline,
     chain_pipeline,
@@ -208,3 +209,47 @@ def test_repo_pipelines_compile_and_publish(workspace, dry_run, assets, project)
         assert set(modules) == {"score"}
     assert [c.action for c in backend.publish(built, plan=False)] == ["unchanged"] * len(built)
     assert Path(REPO / "config" / "dev.yml").is_file()
+
+
+def _dataset_references(dry_run, pid: str) -> list[dict]:
+    graph, _ = dry_run.published_graph(pid)
+    found = []
+    for node in graph.dataset_nodes:
+        value = node.serialize()["DataSetDefinition"].get("Value") or {}
+        if "DataSetReference" in value:
+            found.append(value["DataSetReference"])
+    return found
+
+
+def test_a_published_pipeline_reads_the_latest_dataset_version_at_run_time(
+    deployed, dry_run, assets, project
+):
+    """A schedule on the endpoint sees new data without a redeploy: the graph names the
+    dataset and no version. A version the spec pins stays pinned."""
+    [change] = deployed.publish([chain_pipeline(project)], plan=False)
+    [ref] = _dataset_references(dry_run, change.detail["published_pipeline_id"])
+    assert "Version" not in ref and ref["Name"] == "diabetes"
+
+    from amlops.spec import DatasetInput, Output, Pipeline, ScriptStep
+
+    pinned = Pipeline(
+        "pinned",
+        [ScriptStep("prep", project / "steps" / "prep",
+                    arguments=["--data", DatasetInput("diabetes", 1), "--out", Output("o")],
+                    environment="test-env")],
+    )  # fmt: skip
+    [change] = deployed.publish([pinned], plan=False)
+    [ref] = _dataset_references(dry_run, change.detail["published_pipeline_id"])
+    assert ref["Version"] == "1"
+
+
+def test_the_compiler_refuses_a_tabular_dataset_in_a_script_step(
+    workspace, dry_run, assets, project
+):
+    """Defence in depth for callers that skip deploy's check: v1 would pass the script an ID."""
+    config = write_config(project, CONFIG.replace("    kind: file\n", "    kind: tabular\n", 1))
+    backend = make_backend(workspace, config, assets, dry_run)
+    backend.register_datasets(config.datasets, plan=False)
+    backend.register_environments(config.environments, plan=False)
+    with pytest.raises(ConfigError, match="step 'prep' reads a tabular dataset \\('diabetes'\\)"):
+        backend.build([chain_pipeline(project)], plan=False)

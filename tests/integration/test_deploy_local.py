@@ -173,7 +173,7 @@ def test_a_users_own_csv_works_with_no_code_change(repo_copy):
     csv.write_text("\n".join(rows) + "\n")
     config_file = repo_copy / "config" / "local.yml"
     config = yaml.safe_load(config_file.read_text())
-    config["datasets"] = {"churn": {"kind": "tabular", "path": "data/churn.csv"}}
+    config["datasets"] = {"churn": {"kind": "file", "path": "data/churn.csv"}}
     config["pipelines"] = {"train": {**config["pipelines"]["train"]}}
     config["schedules"] = {k: v for k, v in config["schedules"].items() if v["pipeline"] == "train"}
     config["pipelines"]["train"].update(

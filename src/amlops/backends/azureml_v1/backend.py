@@ -74,6 +74,9 @@ class AzureMLv1Backend:
         self.service_endpoint = service_endpoint
         self._pipelines: dict[str, Pipeline] = {p.name: p for p in pipelines}
         self._compiled: dict[str, tuple[str, Any]] = {}  # name -> (fingerprint, aml pipeline)
+        # Versions a --plan's register stage would create: later stages of the same plan
+        # fingerprint against them, so the plan shows the endpoint versions a deploy makes.
+        self._planned_environments: dict[str, str] = {}
 
     @classmethod
     def connect(
@@ -174,9 +177,12 @@ class AzureMLv1Backend:
         self, environments: Sequence[EnvironmentConfig], *, plan: bool
     ) -> list[Change]:
         runtime = steps_needing_runtime(self._pipelines.values(), self._default_environment())
-        return register_environments(
+        changes = register_environments(
             environments, self.assets, root=self.config.root, plan=plan, runtime_envs=runtime
         )
+        if plan:
+            self._planned_environments = {c.name: c.version for c in changes if c.changed}
+        return changes
 
     def run(
         self,
@@ -296,22 +302,19 @@ class AzureMLv1Backend:
         return sorted({n for s in pipeline.steps if (n := s.environment or default)})
 
     def _fingerprint(self, pipeline: Pipeline) -> str:
-        """Bindings v1 pins at publish time: a new env or dataset version means a new version."""
+        """Bindings v1 pins at publish time: a new environment version means a new pipeline
+        version. Datasets consumed as "latest" are resolved at run time, so they do not."""
         from amlops.spec import DatasetInput
 
         envs = {}
         for name in self._environment_names(pipeline):
             latest = self.assets.latest_environment(name)
-            envs[name] = latest.version if latest else None
+            envs[name] = self._planned_environments.get(name) or (latest and latest.version)
         datasets = {}
         for step in pipeline.steps:
             for item in step.all_inputs():
                 if isinstance(item, DatasetInput):
-                    version = item.version
-                    if version == "latest":
-                        latest = self.assets.latest_dataset(item.dataset)
-                        version = latest.version if latest else None
-                    datasets[item.dataset] = version
+                    datasets[item.dataset] = item.version
         datastores = sorted(
             self._datastore_name(p.datastore)
             for p in pipeline.parameters

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from amlops.backends.base import unsupported_step
+from amlops.binding import id_binding
 from amlops.errors import ConfigError
 from amlops.spec import (
     DataPathParam,
@@ -50,6 +51,7 @@ class _Bindings:
 
     workspace: Any
     resolve: Resolver
+    pipeline: str
     params: dict[str, Any] = field(default_factory=dict)
     datapaths: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     dataset_params: dict[str, Any] = field(default_factory=dict)
@@ -130,7 +132,7 @@ def compile_pipeline(
     """Build the azureml ``Pipeline`` for ``pipeline``; nothing is uploaded or submitted."""
     from azureml.pipeline.core import Pipeline as AmlPipeline
 
-    b = _Bindings(workspace, resolve)
+    b = _Bindings(workspace, resolve, pipeline.name)
     steps = [
         _compile_step(step, b, pipeline.name, compute, default_environment)
         for step in pipeline.ordered_steps()
@@ -180,7 +182,7 @@ def _script_step(step: ScriptStep, b: _Bindings, pipeline: str, compute: str, en
             return b.output(item)
         if isinstance(item, InputRef | DatasetInput):
             if item not in consumed:
-                consumed[item] = _consume(item, b)
+                consumed[item] = _consume(item, b, step)
             return consumed[item]
         return item if isinstance(item, str) else str(item)
 
@@ -203,17 +205,28 @@ def _script_step(step: ScriptStep, b: _Bindings, pipeline: str, compute: str, en
     )
 
 
-def _consume(item: InputRef | DatasetInput, b: _Bindings) -> Any:
+def _consume(
+    item: InputRef | DatasetInput, b: _Bindings, step: Step, *, partitioned: bool = False
+) -> Any:
+    """``partitioned``: the step's runtime turns a direct dataset into data (a ParallelStep's
+    inputs); anywhere else direct mode would hand the script the dataset's ID."""
     if isinstance(item, InputRef):
         return b.output(item.output).as_input(name=item.name)
     from azureml.data import TabularDataset
 
     dataset = b.resolve.dataset(item.dataset, item.version)
+    tabular = isinstance(dataset, TabularDataset)
+    if not partitioned and (tabular or item.mode == "direct"):
+        raise id_binding(f"pipeline {b.pipeline!r}", step, item, tabular=tabular)
+    if item.version == "latest":
+        # What DatasetConsumptionConfig(name, (workspace, name)) sets after fetching the
+        # dataset itself: the published graph then names the dataset without a version, so
+        # every run reads the latest registered version, as locally (_aeva_provider.py,
+        # _dataset_def_val_from_dataset). A fetched dataset alone would be pinned.
+        dataset._consume_latest = True
     named = dataset.as_named_input(item.input_name)
-    if isinstance(dataset, TabularDataset):
+    if tabular or item.mode == "direct":
         return named  # tabular datasets have only direct mode in v1
-    if item.mode == "direct":
-        return named  # the step gets the dataset itself (Run.input_datasets)
     return named.as_download() if item.mode == "download" else named.as_mount()
 
 
@@ -236,7 +249,7 @@ def _parallel_step(step: ParallelStep, b: _Bindings, pipeline: str, compute: str
                 mode = "direct" if item.kind == "tabular" else item.mode
                 consumed[item] = DatasetConsumptionConfig(item.name, param, mode=mode)
             else:
-                consumed[item] = _consume(item, b)
+                consumed[item] = _consume(item, b, step, partitioned=item in step.inputs)
         return consumed[item]
 
     def bind(item: Any) -> Any:
