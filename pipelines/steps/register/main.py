@@ -18,14 +18,44 @@ def trusted_types(model) -> list[str]:
     return skops.io.get_untrusted_types(data=skops.io.dumps(model))
 
 
-def production_version(model_name: str) -> str | None:
-    import mlflow
+PRODUCTION = "production"
+
+
+def production_version(client, model_name: str):
+    """The model version behind the ``production`` alias, or None when the registry says there
+    is none yet. Any other registry error (no permission, an alias API the registry lacks, a
+    network failure) exits the step with one line: promoting a candidate because production
+    could not be read would replace a model nobody compared it with."""
     from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import (
+        INVALID_PARAMETER_VALUE,
+        RESOURCE_DOES_NOT_EXIST,
+        ErrorCode,
+    )
 
     try:
-        return mlflow.MlflowClient().get_model_version_by_alias(model_name, "production").version
-    except MlflowException:
-        return None
+        return client.get_model_version_by_alias(model_name, PRODUCTION)
+    except MlflowException as e:
+        error = e
+    if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+        return None  # no registered model of that name
+    if error.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE):
+        # MLflow's stores report a registered model without that alias as
+        # INVALID_PARAMETER_VALUE, the code of a malformed request too: ask the model.
+        try:
+            aliases = client.get_registered_model(model_name).aliases
+        except MlflowException as e:
+            error = e
+        else:
+            if PRODUCTION not in aliases:
+                return None
+    message = " ".join(str(error.message).split())  # one line, whatever the server sent
+    if not message.startswith(f"{error.error_code}:"):  # REST errors already lead with it
+        message = f"{error.error_code}: {message}"
+    raise SystemExit(
+        f"register: cannot read the {PRODUCTION} model of {model_name!r} from the MLflow "
+        f"registry: {message}"
+    )
 
 
 def pip_requirements() -> list[str]:
@@ -46,7 +76,12 @@ def main(argv: list[str] | None = None) -> None:
     evaluation = json.loads((args.evaluation / "evaluation.json").read_text())
     result = {"model_name": args.model_name, "version": evaluation["production_version"]}
     result["registered"] = False
-    current = production_version(args.model_name) if evaluation["register"] else None
+    current = None
+    if evaluation["register"]:
+        import mlflow
+
+        production = production_version(mlflow.MlflowClient(), args.model_name)
+        current = production.version if production is not None else None
     if evaluation["register"] and current != evaluation["production_version"]:
         # evaluate compared against a production model that has since been replaced (its
         # result was reused): registering now could demote a better model.
@@ -81,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             client = mlflow.MlflowClient()
             for key, value in tags.items():
                 client.set_model_version_tag(args.model_name, version, key, value)
-            client.set_registered_model_alias(args.model_name, "production", version)
+            client.set_registered_model_alias(args.model_name, PRODUCTION, version)
         result.update(version=version, registered=True)
         print(f"register: {args.model_name} version {version} is now production")
     else:
