@@ -212,3 +212,23 @@ def _blob(location: BlobLocation, options: dict, name: str):
     return BlobClient(
         location.account_url, location.container, name, credential=EntraTokenFake(), **options
     )
+
+
+def test_the_container_behind_an_azureml_blob_datastore(workspace):
+    from azureml.data.azure_storage_datastore import AzureBlobDatastore, AzureFileDatastore
+
+    store = AzureBlobDatastore(workspace, "training", "training-data", "stamlopsdev")
+    assert BlobLocation.of_datastore(store) == BlobLocation(
+        "https://stamlopsdev.blob.core.windows.net", "training-data"
+    )
+    sovereign = AzureBlobDatastore(
+        workspace, "cn", "data", "stcn", protocol="https", endpoint="core.chinacloudapi.cn"
+    )
+    assert BlobLocation.of_datastore(sovereign).account_url == (
+        "https://stcn.blob.core.chinacloudapi.cn"
+    )
+    share = AzureFileDatastore(workspace, "share", "files", "stamlopsdev", sas_token="sv=x&sig=y")
+    with pytest.raises(
+        AmlopsError, match=r"'share' is AzureFile; dataset uploads need an Azure Blob"
+    ):
+        BlobLocation.of_datastore(share)
