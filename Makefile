@@ -2,6 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 TOOLS_VENV := .venv-tools
+AZURITE := tools/azurite
 UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
 ENV ?= local
@@ -23,7 +24,7 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix src pipelines scripts tests benchmarks tools
 	$(VENV)/bin/ruff format src pipelines scripts tests benchmarks tools
 
-tools: $(TOOLS_VENV)/.tools
+tools: $(TOOLS_VENV)/.tools $(AZURITE)/node_modules/.installed
 
 bench: $(VENV)/.runtime
 	$(VENV)/bin/python benchmarks/run_all.py
@@ -54,6 +55,13 @@ $(TOOLS_VENV)/.tools: requirements/tools.txt
 	$(TOOLS_VENV)/bin/uv pip install --quiet --compile-bytecode --python $(TOOLS_VENV)/bin/python -r requirements/tools.txt
 	touch $@
 
+# Azurite (the Azure Storage emulator) for the blob upload tests, from its committed lock into
+# the project folder. --ignore-scripts: none of its packages needs an install script to run.
+$(AZURITE)/node_modules/.installed: $(AZURITE)/package.json $(AZURITE)/package-lock.json
+	@command -v npm >/dev/null || { echo "make tools: needs Node.js >= 20 and npm (Azurite)"; exit 1; }
+	cd $(AZURITE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
 # Re-resolve the locks after a dependency change (needs the package index).
 lock: | $(UV)
 	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml --extra azure --extra test \
@@ -63,4 +71,4 @@ lock: | $(UV)
 	$(UV) pip compile --quiet --python-version 3.11 requirements/tools.in -o requirements/tools.txt
 
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) .amlops
+	rm -rf $(VENV) $(TOOLS_VENV) .amlops $(AZURITE)/node_modules

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,3 +90,60 @@ def azureml_auth(cred: Any) -> Any:
         return cred.get_token(audience.rstrip("/") + "/.default").token
 
     return TokenAuthentication(token_for)
+
+
+# Hand a token out again until this many seconds before it expires: Entra ID tokens live about
+# an hour, and a request started just before expiry must not arrive with a dead token.
+REFRESH_MARGIN_S = 300.0
+
+
+class CachingCredential:
+    """A TokenCredential that reuses each token until ``REFRESH_MARGIN_S`` before its expiry.
+
+    azureml-core's ``TokenAuthentication`` asks for a token on every REST call, and
+    ``AzureCliCredential`` answers each ask by running ``az account get-access-token`` (about
+    a second each); azure-storage-blob clients cache per client only. One wrapper around the
+    configured credential makes every client share one token per scope.
+
+    Thread-safe: callers for the same scope wait for one request instead of each starting
+    their own; different scopes are fetched independently. A call with ``claims`` (a
+    claims challenge: the service refused the token) always goes to the wrapped credential.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        *,
+        refresh_margin: float = REFRESH_MARGIN_S,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.inner = inner
+        self._margin = refresh_margin
+        self._clock = clock
+        self._tokens: dict[tuple, Any] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        if kwargs.get("claims"):
+            return self.inner.get_token(*scopes, **kwargs)
+        key = (tuple(sorted(scopes)), kwargs.get("tenant_id"), bool(kwargs.get("enable_cae")))
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            token = self._tokens.get(key)
+            if token is None or token.expires_on - self._margin <= self._clock():
+                token = self.inner.get_token(*scopes, **kwargs)
+                self._tokens[key] = token
+            return token
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> CachingCredential:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
