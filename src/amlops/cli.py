@@ -179,6 +179,17 @@ def inspect_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-schedules", action="store_true", help="serve REST only; fire no schedules"
     )
+    export = sub.add_parser(
+        "export",
+        help="write, offline, what a deploy would submit (one JSON document per pipeline)",
+    )
+    _add_common(export)
+    export.add_argument(
+        "--backend",
+        default=None,
+        help="the backend to compile for (default: the env's own, or azureml_v1 for local)",
+    )
+    export.add_argument("dir", type=Path, help="folder to write <pipeline>.<backend>.json into")
     ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on the local workspace")
     _add_common(ui)
     ui.add_argument("--port", type=int, default=5000)
@@ -251,11 +262,33 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from amlops.backends import BACKENDS
+    from amlops.config import load_config
+    from amlops.deploy import build_pipelines
+
+    config = load_config(args.env, (args.root or Path.cwd()).resolve())
+    name = args.backend or (
+        config.workspace.backend if BACKENDS[config.workspace.backend].exporter else "azureml_v1"
+    )
+    if name not in BACKENDS:
+        raise ConfigError(f"--backend {name}: not a backend ({', '.join(BACKENDS)})")
+    written = BACKENDS[name].export(config, build_pipelines(config), args.dir)
+    if args.json:
+        print(json.dumps([str(p) for p in written], indent=2))
+    else:
+        for path in written:
+            print(path)
+    return 0
+
+
 def run_inspect(args: argparse.Namespace) -> int:
     from amlops.backends.local import queries
 
     if args.command == "serve":
         return run_serve(args)
+    if args.command == "export":
+        return run_export(args)
     reader = _workspace(args)
     try:
         if args.command == "mlflow-ui":

@@ -1,31 +1,27 @@
-"""Offline Azure ML v1 helpers: the real SDK objects over its in-memory DryRunServiceCaller.
+"""Offline Azure ML v1 helpers for the tests: sample configs and pipelines.
 
-Fakes live only where the SDK has no offline machinery, each at the service-client edge:
-
-- ``OfflineAuth``: an AbstractAuthentication that hands out a dummy token (no AAD).
-- ``OfflineServiceContext``: service discovery (an HTTP GET to the workspace's discovery URL)
-  returns fixed endpoints; nothing ever calls them, the pipeline service is the dry-run caller.
-- ``OfflineSnapshotUploader``: the snapshot upload (SnapshotsClient HTTP) of a step folder at
-  publish time returns a storage id derived from the folder's content.
-- ``OfflineAssets``: the dataset, environment, datastore and artifact services (REST, no dry
-  run) as in-memory registries that still hand out real azureml Dataset, Environment and
-  AzureBlobDatastore objects.
+The SDK objects run over its in-memory DryRunServiceCaller; the few stand-ins at the
+service-client edge (auth, service discovery, snapshot upload, the asset services) are
+amlops' own, in ``amlops.backends.azureml_v1.offline``, where their docstring says why.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from amlops.backends.azureml_v1.register import ENV_FINGERPRINT_VAR, Registered
-from amlops.content import hash_tree
+from amlops.backends.azureml_v1.offline import (  # noqa: F401 (re-exported for the tests)
+    PLACEHOLDER_SUBSCRIPTION as SUBSCRIPTION,
+)
+from amlops.backends.azureml_v1.offline import (
+    SERVICE_ENDPOINT,
+    DryRun,
+    InMemoryAssets,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-SERVICE_ENDPOINT = "https://dryrun.invalid"
 
 CONDA = """\
 name: test-env
@@ -40,170 +36,8 @@ dependencies:
 """
 
 
-def _offline_classes() -> tuple[type, type]:
-    from azureml._restclient.service_context import ServiceContext, _ServiceKeys
-    from azureml.core.authentication import AbstractAuthentication
-
-    class OfflineAuth(AbstractAuthentication):
-        def _get_arm_token(self) -> str:
-            return "offline-token"
-
-        def _get_graph_token(self) -> str:
-            return "offline-token"
-
-        def _get_azureml_client_token(self) -> str:
-            return "offline-token"
-
-        def _get_all_subscription_ids(self) -> tuple[list, None]:
-            return [], None
-
-        def _get_workspace(self, subscription_id, resource_group, name):  # noqa: ANN001
-            return None
-
-    class OfflineServiceContext(ServiceContext):
-        def _fetch_endpoints(self) -> dict[str, str]:
-            return {key: SERVICE_ENDPOINT for key in _ServiceKeys.get_discovery_keys()}
-
-    return OfflineAuth, OfflineServiceContext
-
-
-class OfflineSnapshotUploader:
-    def __init__(self) -> None:
-        self.uploads: list[str] = []
-
-    def upload(self, directory: str) -> str:
-        self.uploads.append(directory)
-        return "snapshot-" + hash_tree(Path(directory))[:16]
-
-
-class DryRun:
-    """One simulated workspace pipeline service, shared by everything a test deploys."""
-
-    def __init__(self, workspace: Any):
-        from azureml.pipeline.core._aeva_provider import _AevaWorkflowProvider
-        from azureml.pipeline.core._restclients.aeva.dryrun_service_caller import (
-            DryRunServiceCaller,
-        )
-
-        self.caller = DryRunServiceCaller()
-        self.uploader = OfflineSnapshotUploader()
-        self.provider = _AevaWorkflowProvider(self.caller, self.uploader, workspace)
-
-    def published_graph(self, published_pipeline_id: str) -> tuple[Any, Any]:
-        entity = self.caller._pipeline_entities[published_pipeline_id]
-        return (
-            self.caller._graph_entities[entity.graph_id],
-            self.caller._graph_interfaces[entity.graph_id],
-        )
-
-    def modules(self, published_pipeline_id: str) -> dict[str, Any]:
-        graph, _ = self.published_graph(published_pipeline_id)
-        return {
-            self.caller._module_entities[n.module_id].name: self.caller._module_entities[
-                n.module_id
-            ]
-            for n in graph.module_nodes
-        }
-
-    def node_params(self, published_pipeline_id: str, step: str) -> dict[str, Any]:
-        graph, _ = self.published_graph(published_pipeline_id)
-        for node in graph.module_nodes:
-            if self.caller._module_entities[node.module_id].name == step:
-                params = [*node.module_parameters, *(node.module_metadata_parameters or [])]
-                return {p.name: p.value for p in params}
-        raise KeyError(step)
-
-
-class OfflineAssets:
-    """In-memory dataset/environment/datastore/artifact services (see module docstring)."""
-
-    def __init__(self, workspace: Any, datastore_types: dict[str, str] | None = None):
-        self.workspace = workspace
-        self.datasets: dict[str, list[tuple[Any, str]]] = {}  # name -> [(cfg, fingerprint)]
-        self.environments: dict[str, list[Any]] = {}
-        self.uploads: list[tuple[str, str, list[str]]] = []
-        self.wheels: list[Path] = []
-
-    # AssetService
-    def latest_dataset(self, name: str) -> Registered | None:
-        versions = self.datasets.get(name)
-        if not versions:
-            return None
-        return Registered(name, str(len(versions)), versions[-1][1])
-
-    def register_dataset(self, cfg, datastore, path, fp, upload_from) -> Registered:  # noqa: ANN001
-        if upload_from is not None:
-            files = sorted(p.name for p in Path(upload_from).rglob("*") if p.is_file())
-            self.uploads.append((datastore, path, files))
-        self.datasets.setdefault(cfg.name, []).append(((cfg.kind, datastore, path), fp))
-        return Registered(cfg.name, str(len(self.datasets[cfg.name])), fp)
-
-    def latest_environment(self, name: str) -> Registered | None:
-        versions = self.environments.get(name)
-        if not versions:
-            return None
-        env = versions[-1]
-        return Registered(name, env.version, env.environment_variables.get(ENV_FINGERPRINT_VAR))
-
-    def register_environment(self, env: Any) -> Registered:
-        versions = self.environments.setdefault(env.name, [])
-        env.version = str(len(versions) + 1)
-        versions.append(env)
-        return Registered(env.name, env.version, env.environment_variables[ENV_FINGERPRINT_VAR])
-
-    def private_wheel_url(self, wheel: Path) -> str:
-        self.wheels.append(wheel)
-        return f"https://storage.invalid/wheels/{wheel.name}"
-
-    # compile.Resolver
-    def datastore(self, name: str) -> Any:
-        from azureml.data.azure_storage_datastore import AzureBlobDatastore
-
-        return AzureBlobDatastore(self.workspace, name, f"{name}-container", "stamlopstest")
-
-    def default_datastore(self) -> Any:
-        return self.datastore("workspaceblobstore")
-
-    def dataset(self, name: str, version: str | int) -> Any:
-        from azureml.core import Dataset
-
-        versions = self.datasets.get(name)
-        if not versions:
-            raise KeyError(f"dataset {name!r} is not registered")
-        number = len(versions) if version == "latest" else int(version)
-        (kind, datastore, path), _ = versions[number - 1]
-        target = (self.datastore(datastore), path)
-        if kind == "tabular":
-            ds = Dataset.Tabular.from_delimited_files(
-                path=target, validate=False, infer_column_types=False
-            )
-        else:
-            ds = Dataset.File.from_files(path=target, validate=False)
-        return self._register(ds, name, number)
-
-    def environment(self, name: str) -> Any:
-        versions = self.environments.get(name)
-        if not versions:
-            raise KeyError(f"environment {name!r} is not registered")
-        return versions[-1]
-
-    def saved(self, dataset: Any) -> Any:
-        return self._register(dataset, None, None)
-
-    def _register(self, dataset: Any, name: str | None, version: int | None) -> Any:
-        from azureml.data.abstract_dataset import _DatasetRegistration
-
-        saved_id = hashlib.sha256(dataset._dataflow.to_json().encode()).hexdigest()[:32]
-        # As in the service: a registered dataset's id is the same for all of its versions.
-        registered_id = hashlib.sha256(f"registered:{name}".encode()).hexdigest()[:32]
-        dataset._registration = _DatasetRegistration(
-            workspace=self.workspace,
-            saved_id=saved_id,
-            registered_id=registered_id if name else None,
-            name=name,
-            version=version,
-        )
-        return dataset
+# The edges the SDK cannot serve offline live in amlops itself (``amlops export`` uses them).
+OfflineAssets = InMemoryAssets
 
 
 def write_step(folder: Path, files: dict[str, str]) -> Path:

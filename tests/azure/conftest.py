@@ -6,14 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aml_offline import (
-    CONDA,
-    SUBSCRIPTION,
-    DryRun,
-    OfflineAssets,
-    _offline_classes,
-    write_step,
-)
+from aml_offline import CONDA, SUBSCRIPTION, DryRun, OfflineAssets, write_step
+
+from amlops.backends.azureml_v1.offline import offline_workspace
 
 # The SDK v1 stack warns about its own deprecated internals (ruamel, locale, `is` literals)
 # by the hundred; none of it is ours to fix, and it drowns the summary `make test` prints.
@@ -31,17 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def workspace() -> Any:
-    from azureml.core import Workspace
-
-    offline_auth, offline_context = _offline_classes()
-    ws = Workspace(
-        SUBSCRIPTION, "rg-amlops-test", "mlw-amlops-test", auth=offline_auth(),
-        _disable_service_check=True,
-    )  # fmt: skip
-    ws._service_context = offline_context(
-        ws.subscription_id, ws.resource_group, ws.name, "ws-id", None, ws._auth
-    )
-    return ws
+    return offline_workspace(SUBSCRIPTION, "rg-amlops-test", "mlw-amlops-test")
 
 
 @pytest.fixture

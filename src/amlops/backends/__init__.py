@@ -36,9 +36,24 @@ class BackendEntry:
     module: str
     attr: str
     options: tuple[BackendOption, ...] = ()
+    # "module:function" writing, offline, what a deploy would submit: (config, pipelines,
+    # folder) -> files written. None: nothing is submitted anywhere (the local workspace).
+    exporter: str | None = None
 
     def load(self) -> type[Backend]:
         return getattr(importlib.import_module(self.module), self.attr)
+
+    def export(self, config: Config, pipelines: Sequence[Pipeline], out_dir: Path) -> list[Path]:
+        from amlops.errors import ConfigError
+
+        if self.exporter is None:
+            exporters = ", ".join(n for n, e in BACKENDS.items() if e.exporter)
+            raise ConfigError(
+                f"--backend {self.name}: nothing to export, it submits nowhere "
+                f"(export for: {exporters})"
+            )
+        module, _, function = self.exporter.partition(":")
+        return getattr(importlib.import_module(module), function)(config, pipelines, out_dir)
 
 
 BACKENDS: dict[str, BackendEntry] = {
@@ -53,6 +68,7 @@ BACKENDS: dict[str, BackendEntry] = {
                 BackendOption("--tf-dir", "tf_dir", "Terraform root to read outputs from", Path),
                 BackendOption("--tf-state", "tf_state", "Terraform state file to read", Path),
             ),
+            exporter="amlops.backends.azureml_v1.export:export_v1",
         ),
     )
 }

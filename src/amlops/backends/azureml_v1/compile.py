@@ -216,8 +216,8 @@ def _consume(
 
     dataset = b.resolve.dataset(item.dataset, item.version)
     tabular = isinstance(dataset, TabularDataset)
-    if not partitioned and (tabular or item.mode == "direct"):
-        raise id_binding(f"pipeline {b.pipeline!r}", step, item, tabular=tabular)
+    if not partitioned:
+        _refuse_id_binding(b, step, item, tabular=tabular)
     if item.version == "latest":
         # What DatasetConsumptionConfig(name, (workspace, name)) sets after fetching the
         # dataset itself: the published graph then names the dataset without a version, so
@@ -228,6 +228,12 @@ def _consume(
     if tabular or item.mode == "direct":
         return named  # tabular datasets have only direct mode in v1
     return named.as_download() if item.mode == "download" else named.as_mount()
+
+
+def _refuse_id_binding(b: _Bindings, step: Step, item: DatasetInput, *, tabular: bool) -> None:
+    """A dataset in direct mode (the only mode of a tabular one) reaches a script as its ID."""
+    if tabular or item.mode == "direct":
+        raise id_binding(f"pipeline {b.pipeline!r}", step, item, tabular=tabular)
 
 
 def _parallel_step(step: ParallelStep, b: _Bindings, pipeline: str, compute: str, env: Any) -> Any:

@@ -337,6 +337,9 @@ class Runner:
             folder.mkdir(parents=True)
         bound = Bound(values, inputs, outputs, step_dir)
         argv = command(step, bound)
+        # Exactly what the step's process was given, next to its logs: for the user reading
+        # why a step did what it did, and for the tests comparing bindings with Azure's.
+        (step_dir / "command.json").write_text(json.dumps(argv[1:]))
         start = time.time()
         with store.transaction() as db:
             db.execute(

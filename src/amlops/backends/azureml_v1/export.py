@@ -1,0 +1,189 @@
+"""``amlops export``: what a deploy would submit to Azure ML v1, written offline for review.
+
+The pipelines are registered, compiled and published exactly as ``deploy`` does, but against
+the SDK's in-memory pipeline service (see offline.py); each published graph is then written
+as one stable, diffable JSON document per pipeline, so a pull request shows what a merge
+would publish: step kinds, scripts, computes, environments, and every argument's binding.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from contextlib import redirect_stdout
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from amlops.backends.azureml_v1.backend import AzureMLv1Backend
+from amlops.backends.azureml_v1.offline import (
+    PLACEHOLDER_SUBSCRIPTION,
+    SERVICE_ENDPOINT,
+    DryRun,
+    InMemoryAssets,
+    node_parameters,
+    offline_workspace,
+)
+from amlops.backends.azureml_v1.register import ENV_FINGERPRINT_VAR
+from amlops.config import Config
+from amlops.content import hash_tree
+from amlops.spec import Pipeline
+
+DATASET_ARG, OUTPUT_ARG = "DatasetConsumptionConfig:", "DatasetOutputConfig:"
+DEFAULT_DATASTORE = "workspaceblobstore"
+PARALLEL_METADATA = "BatchInferencingMetaData"  # only ParallelRunStep nodes carry it
+
+
+def export_v1(config: Config, pipelines: Sequence[Pipeline], out_dir: Path) -> list[Path]:
+    """Write ``<pipeline>.v1.json`` for each pipeline; return the files written.
+
+    A local config's datasets name no datastore: they are taken to be where the local
+    workspace keeps them, in the default datastore, workspaceblobstore.
+    """
+    config = replace(
+        config,
+        datasets=tuple(
+            ds if ds.datastore else replace(ds, datastore=DEFAULT_DATASTORE)
+            for ds in config.datasets
+        ),
+    )
+    ws = config.workspace
+    workspace = offline_workspace(
+        ws.subscription_id or PLACEHOLDER_SUBSCRIPTION,
+        ws.resource_group or "offline",
+        ws.name or "offline",
+    )
+    service = DryRun(workspace)
+    assets = InMemoryAssets(workspace)
+    backend = AzureMLv1Backend(
+        workspace,
+        config=config,
+        assets=assets,
+        workflow_provider=service.provider,
+        service_endpoint=SERVICE_ENDPOINT,
+        pipelines=pipelines,
+    )
+    documents = []
+    # The SDK narrates each step it builds on stdout; stdout is for the files written.
+    with redirect_stdout(sys.stderr):
+        backend.register_datasets(config.datasets, plan=False)
+        backend.register_environments(config.environments, plan=False)
+        for pipeline in pipelines:
+            [change] = backend.publish([pipeline], plan=False)
+            graph_id = change.detail["published_pipeline_id"]
+            doc = graph_document(service, assets, graph_id, pipeline)
+            documents.append((pipeline.name, doc))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, doc in documents:
+        path = out_dir / f"{name}.v1.json"
+        path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+def graph_document(
+    service: DryRun, assets: InMemoryAssets, published_id: str, pipeline: Pipeline
+) -> dict[str, Any]:
+    """The published graph as plain JSON: no generated ids, so equal pipelines diff empty."""
+    graph, interface = service.published_graph(published_id)
+    sources = {step.name: step.source_dir for step in pipeline.steps}
+    datasets = {node.id: node for node in graph.dataset_nodes}
+    feeds = {  # (module node id, input port) -> the dataset node feeding it, if any
+        (e.destination_input_port.node_id, e.destination_input_port.port_name): datasets.get(
+            e.source_output_port.node_id
+        )
+        for e in graph.edges
+    }
+    steps = []
+    for node in graph.module_nodes:
+        module = service.module(node)
+        params = node_parameters(node)
+        ports = _Ports(
+            node.id,
+            {i.name: i for i in module.structured_interface.inputs},
+            {o.name: o for o in module.structured_interface.outputs},
+            feeds,
+            assets,
+        )
+        environment = json.loads(node.runconfig).get("environment") or {}
+        parallel = json.loads(params[PARALLEL_METADATA]) if PARALLEL_METADATA in params else None
+        step: dict[str, Any] = {
+            "name": module.name,
+            "kind": "ParallelRunStep" if parallel else "PythonScriptStep",
+            "script": parallel["EntryScript"] if parallel else params.get("Script"),
+            "source_hash": hash_tree(sources[module.name])[:16],
+            "compute": params.get("Target"),
+            # By name and definition: the version number is the workspace's to assign.
+            "environment": environment.get("name"),
+            "environment_fingerprint": (environment.get("environmentVariables") or {}).get(
+                ENV_FINGERPRINT_VAR
+            ),
+            "allow_reuse": bool(module.is_deterministic),
+            "arguments": [
+                ports.argument(a.value_type, a.value) for a in module.structured_interface.arguments
+            ],
+            "inputs": [ports.consumed(name) for name in ports.inputs],
+            "outputs": sorted(name for name in ports.outputs if not name.startswith("_")),
+        }
+        if parallel:
+            step["parallel"] = {
+                k: v for k, v in parallel.items()
+                if k not in ("Name", "EntryScript", "EnvironmentVersion", "version")
+            }  # fmt: skip
+        steps.append(step)
+    return {
+        "name": pipeline.name,
+        "description": pipeline.description,
+        "parameters": {p.name: p.default_value for p in interface.parameters},
+        "data_path_parameters": sorted(p.name for p in interface.data_path_parameter_list or []),
+        "steps": steps,
+    }
+
+
+@dataclass(frozen=True)
+class _Ports:
+    """One module node's inputs and outputs, and what feeds each input."""
+
+    node_id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    feeds: dict[tuple[str, str], Any]
+    assets: InMemoryAssets
+
+    def argument(self, kind: str, value: Any) -> Any:
+        """A structured argument: a literal, or what a reference binds to."""
+        if kind == "Parameter":
+            return {"type": "parameter", "name": value}
+        if kind == "Input":  # a DataPath bound to the compute (DataPathComputeBinding)
+            return self.consumed(value)
+        if isinstance(value, str) and value.startswith(OUTPUT_ARG):
+            name = value[len(OUTPUT_ARG) :]
+            return {"type": "output", "name": name, "mode": self.outputs[name].data_store_mode}
+        if isinstance(value, str) and value.startswith(DATASET_ARG):
+            return self.consumed(value[len(DATASET_ARG) :])
+        return value
+
+    def consumed(self, name: str) -> dict[str, Any]:
+        """A registered dataset (by version or latest), a dataset parameter, a DataPath, or
+        another step's output."""
+        entry: dict[str, Any] = {"name": name, "mode": self.inputs[name].data_store_mode}
+        feed = self.feeds.get((self.node_id, name))
+        definition = feed.serialize() if feed is not None else {}
+        if "DataPathParameterName" in definition:
+            return {**entry, "type": "datapath", "parameter": definition["DataPathParameterName"]}
+        dataset = definition.get("DataSetDefinition") or {}
+        if "ParameterName" in dataset:
+            return {**entry, "type": "dataset", "parameter": dataset["ParameterName"]}
+        reference = (dataset.get("Value") or {}).get("DataSetReference")
+        if reference is None:
+            return {**entry, "type": "input"}  # another step's output
+        registered, kind = self.assets.registered_dataset(reference["Id"])
+        return {
+            **entry,
+            "type": "dataset",
+            "dataset": registered,
+            "dataset_type": kind,
+            "version": reference.get("Version", "latest"),
+        }
