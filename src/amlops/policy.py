@@ -11,7 +11,8 @@ its own primitives (insert a row, call the SDK). ``--plan`` is "decide, then don
 - Schedules, reconciled by name. The names in config belong to config: every schedule with a
   configured name is reconciled (one kept and updated in place, others of that name
   disabled). A schedule with any other name is disabled only if amlops manages it (it
-  carries amlops' fingerprint); schedules someone made by hand are left alone.
+  carries amlops' fingerprint); schedules someone made by hand are left alone. What a backend
+  cannot change in place (its ``cannot_update``) is replaced: disabled, and a new one created.
 """
 
 from __future__ import annotations
@@ -105,11 +106,13 @@ def plan_schedules(
     *,
     target: Callable[[ScheduleConfig], str | None],
     fingerprint: Callable[[ScheduleConfig], str],
+    cannot_update: Callable[[ExistingSchedule, ScheduleConfig], str | None] | None = None,
 ) -> list[ScheduleAction]:
     """Actions that leave one active schedule per configured name, matching config.
 
     Only a schedule on the same target and of the same kind is updated in place: v1 cannot
-    retarget a schedule or switch recurrence <-> data change, so others are replaced.
+    retarget a schedule or switch recurrence <-> data change, so others are replaced. Nor is
+    one for which ``cannot_update(existing, desired)`` gives a reason (None: it can be).
     """
     actions: list[ScheduleAction] = []
     for sc in desired:
@@ -122,11 +125,22 @@ def plan_schedules(
             and s.target == wanted_target
             and s.kind == schedule_kind(sc)
         ]
-        usable.sort(key=lambda s: not s.active)  # prefer an active one; order kept otherwise
-        keep = usable[0] if usable else None
+        # `enabled: false` changes only the status (the definition waits for re-enabling),
+        # which every backend can set in place; only applying a definition can be blocked.
+        blocked: dict[str, str] = {}
+        if sc.enabled and cannot_update is not None:
+            blocked = {s.id: why for s in usable if (why := cannot_update(s, sc))}
+        updatable = [s for s in usable if s.id not in blocked]
+        updatable.sort(key=lambda s: not s.active)  # prefer an active one; order kept otherwise
+        keep = updatable[0] if updatable else None
         for s in same_name:
             if s is not keep and s.active:
-                why = "duplicate name" if s in usable else "replaced"
+                if s in updatable:
+                    why = "duplicate name"
+                elif s.id in blocked:
+                    why = f"replaced: {blocked[s.id]}"
+                else:
+                    why = "replaced"
                 actions.append(ScheduleAction(DISABLED, s.name, existing=s, reason=why))
         if not sc.enabled:
             # Left as it is apart from its status: the definition is applied when re-enabled.

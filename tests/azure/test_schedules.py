@@ -313,3 +313,82 @@ def test_a_disabled_schedule_stays_disabled_when_its_definition_changes(
     assert ("nightly", "unchanged") in summary(deploy(workspace, dry_run, assets, project, edited))
     nightly = next(s for s in stored(dry_run) if s.name == "nightly")
     assert nightly.status == "Disabled"
+
+
+def test_dropping_a_trigger_field_the_sdk_cannot_clear_replaces_the_schedule(
+    workspace, dry_run, assets, project
+):
+    """Schedule.update keeps data_path_parameter when given None: the schedule is replaced."""
+    deploy(workspace, dry_run, assets, project, TRIGGER)
+    [old] = stored(dry_run)
+    dropped = TRIGGER.replace("      data_path_parameter: incoming\n", "")
+    planned = deploy(workspace, dry_run, assets, project, dropped, plan=True)
+    assert [(c.name, c.action) for c in planned] == [
+        ("on-new-data", "disabled"),
+        ("on-new-data", "created"),
+    ]
+    assert planned[0].detail["reason"] == (
+        "replaced: the SDK cannot clear data_path_parameter in place"
+    )
+    assert [s.id for s in stored(dry_run)] == [old.id]  # the plan changed nothing
+    applied = deploy(workspace, dry_run, assets, project, dropped)
+    assert [(c.name, c.action) for c in applied] == [(c.name, c.action) for c in planned]
+    after = {s.id: s for s in stored(dry_run)}
+    assert after[old.id].status == "Disabled"
+    assert after[old.id].data_path_parameter_name == "incoming"
+    [new] = [s for s in after.values() if s.id != old.id]
+    assert (new.name, new.status) == ("on-new-data", "Active")
+    assert applied[1].detail["schedule_id"] == new.id
+    assert new.data_path_parameter_name is None
+    trigger = dry_run.caller._schedule_entities[new.id].data_store_trigger_info
+    assert trigger.data_path_parameter_name is None
+    assert (trigger.data_store_name, trigger.path_on_data_store) == ("trigger", "incoming")
+    assert summary(deploy(workspace, dry_run, assets, project, dropped)) == [
+        ("on-new-data", "unchanged")
+    ]
+
+
+def test_a_trigger_watching_the_container_root_replaces_one_watching_a_path(
+    workspace, dry_run, assets, project
+):
+    """An empty path is not sent as "" (its meaning to the service is unverified) but as None."""
+    deploy(workspace, dry_run, assets, project, TRIGGER)
+    [old] = stored(dry_run)
+    root = TRIGGER.replace("path: incoming\n", 'path: ""\n')
+    changes = deploy(workspace, dry_run, assets, project, root)
+    assert [(c.action, c.detail.get("reason")) for c in changes] == [
+        ("disabled", "replaced: the SDK cannot clear path in place"),
+        ("created", None),
+    ]
+    [new] = [s for s in stored(dry_run) if s.id != old.id]
+    assert new.path_on_datastore is None
+    assert new.data_path_parameter_name == "incoming"
+
+
+def test_trigger_changes_the_sdk_can_apply_stay_in_place(workspace, dry_run, assets, project):
+    deploy(workspace, dry_run, assets, project, TRIGGER)
+    [old] = stored(dry_run)
+    changed = TRIGGER.replace("polling_interval: 10", "polling_interval: 30").replace(
+        "    pipeline: ingest\n",
+        "    pipeline: ingest\n    description: new data\n"
+        "    parameters: {incoming: trigger/landing}\n",
+    )
+    assert summary(deploy(workspace, dry_run, assets, project, changed)) == [
+        ("on-new-data", "updated")
+    ]
+    [schedule] = stored(dry_run)
+    assert schedule.id == old.id and schedule.status == "Active"
+    assert schedule.polling_interval == 30
+    assert schedule.description.startswith("new data [amlops:")
+    assert schedule.data_path_parameter_name == "incoming"
+    info = dry_run.caller._schedule_entities[schedule.id].pipeline_submission_info
+    assert set(info.data_path_assignments) == {"incoming"}
+    # Parameters dropped from config: update gets {} (None would keep them), which clears them.
+    assert summary(deploy(workspace, dry_run, assets, project, TRIGGER)) == [
+        ("on-new-data", "updated")
+    ]
+    [schedule] = stored(dry_run)
+    assert schedule.id == old.id and schedule.polling_interval == 10
+    info = dry_run.caller._schedule_entities[schedule.id].pipeline_submission_info
+    assert not info.data_path_assignments and not info.parameter_assignments
+    assert schedule.description.startswith("[amlops:")

@@ -30,8 +30,14 @@ def existing(
     return ExistingSchedule(id, name, target, kind, active, fingerprint)
 
 
-def plan(desired, found, fingerprint=lambda sc: f"fp-{sc.name}"):
-    actions = plan_schedules(desired, found, target=lambda sc: sc.pipeline, fingerprint=fingerprint)
+def plan(desired, found, fingerprint=lambda sc: f"fp-{sc.name}", cannot_update=None):
+    actions = plan_schedules(
+        desired,
+        found,
+        target=lambda sc: sc.pipeline,
+        fingerprint=fingerprint,
+        cannot_update=cannot_update,
+    )
     return [(a.action, a.name, a.existing.id if a.existing else None, a.reason) for a in actions]
 
 
@@ -155,4 +161,44 @@ def test_a_target_not_known_yet_means_create():
     assert [(a.action, a.existing.id if a.existing else None) for a in actions] == [
         ("disabled", "s1"),
         ("created", None),
+    ]
+
+
+def test_what_the_backend_cannot_update_in_place_is_replaced_with_its_reason():
+    asked = []
+
+    def cannot_update(found, sc):
+        asked.append((found.id, sc.name))
+        return "the SDK cannot clear path in place" if found.id == "s1" else None
+
+    changed = [existing("s1", fingerprint="fp-old")]
+    assert plan([schedule()], changed, cannot_update=cannot_update) == [
+        ("disabled", "nightly", "s1", "replaced: the SDK cannot clear path in place"),
+        ("created", "nightly", None, None),
+    ]
+    assert asked == [("s1", "nightly")]
+    # Another schedule of that name that can be updated is kept instead of creating one.
+    found = [existing("s1", fingerprint="fp-old"), existing("s2", fingerprint="fp-old")]
+    assert plan([schedule()], found, cannot_update=cannot_update) == [
+        ("disabled", "nightly", "s1", "replaced: the SDK cannot clear path in place"),
+        ("updated", "nightly", "s2", None),
+    ]
+
+
+def test_a_disabled_schedule_that_cannot_be_updated_stays_disabled_and_one_is_created():
+    found = [existing("s1", active=False)]
+    assert plan([schedule()], found, cannot_update=lambda s, sc: "no") == [
+        ("created", "nightly", None, None)
+    ]
+
+
+def test_enabled_false_does_not_ask_whether_the_schedule_can_be_updated():
+    """Pausing changes only the status, which every backend can set in place."""
+
+    def never(found, sc):
+        raise AssertionError("asked")
+
+    off = schedule(enabled=False)
+    assert plan([off], [existing("s1")], cannot_update=never) == [
+        ("disabled", "nightly", "s1", "enabled: false in config")
     ]

@@ -157,6 +157,7 @@ def reconcile(
         existing,
         target=lambda sc: targets[sc.pipeline].endpoint_id,
         fingerprint=lambda sc: desired_fingerprint(sc, targets[sc.pipeline]),
+        cannot_update=cannot_update,
     )
     changes: list[Change] = []
     for act in actions:
@@ -180,6 +181,28 @@ def reconcile(
         extra = {"fingerprint": act.fingerprint} if act.fingerprint else {}
         changes.append(action_change(act, schedule_id, **extra))
     return changes
+
+
+def cannot_update(existing: ExistingSchedule, sc: ScheduleConfig) -> str | None:
+    """Why ``Schedule.update`` cannot turn ``existing`` into ``sc``; None when it can.
+
+    ``update_schedule`` (azureml-pipeline-core 1.62, ``_aeva_provider.py``) keeps a trigger
+    field's old value when given None, so a field config drops would stay set. The other
+    fields ``_apply`` passes are always given a value and change in place: a description
+    (never empty: it carries the marker), parameters (``{}`` clears them), a whole recurrence.
+    """
+    trig, s = sc.datastore_trigger, existing.handle
+    if trig is None or s is None:
+        return None
+    kept = [
+        field
+        for field, old, new in (
+            ("data_path_parameter", s.data_path_parameter_name, trig.data_path_parameter),
+            ("path", s.path_on_datastore, trig.path),
+        )
+        if old and not new
+    ]
+    return f"the SDK cannot clear {' and '.join(kept)} in place" if kept else None
 
 
 def _actual(sc: ScheduleConfig, actual_datastore: Callable[[str], str]) -> str:
@@ -210,7 +233,9 @@ def _apply(
             "datastore": datastore(trig.datastore),
             "polling_interval": trig.polling_interval,
             "data_path_parameter_name": trig.data_path_parameter,
-            "path_on_datastore": trig.path,
+            # None, not "": None is the SDK's documented "watch the container", what the
+            # service does with "" is not known.
+            "path_on_datastore": trig.path or None,
         }
     if keep is None:
         created = Schedule.create_for_pipeline_endpoint(
