@@ -6,6 +6,7 @@ artifact services; the Environment objects, conda parsing and the private wheel 
 
 from __future__ import annotations
 
+import re
 import zipfile
 
 import pytest
@@ -36,7 +37,10 @@ def test_datasets_register_once_and_again_only_on_change(backend, assets, projec
         ("dataset", "diabetes", "created", "1"),
         ("dataset", "lookup", "created", "1"),
     ]
-    assert assets.uploads == [("training", "diabetes", ["diabetes.csv"])]
+    [(store, path, files)] = assets.uploads
+    # Uploaded data lives at a folder named by its content, under the configured path.
+    assert (store, files) == ("training", ["diabetes.csv"])
+    assert re.fullmatch(r"diabetes/[0-9a-f]{16}", path)
     assert actions(backend.register_datasets(config.datasets, plan=False)) == [
         ("dataset", "diabetes", "unchanged", "1"),
         ("dataset", "lookup", "unchanged", "1"),
@@ -63,12 +67,16 @@ def test_uploaded_local_data_change_is_a_new_version(backend, assets, project):
         c for c in backend.register_datasets(config.datasets, plan=False) if c.name == "local"
     ]
     assert (local.action, local.version) == ("created", "1")
+    first_path = local.detail["path"]
     (data / "rows.csv").write_text("a,b\n1,3\n")
     [local] = [
         c for c in backend.register_datasets(config.datasets, plan=False) if c.name == "local"
     ]
     assert (local.action, local.version) == ("updated", "2")
-    assert assets.uploads[-1] == ("training", "local", ["rows.csv"])
+    # Version 2's files went to a folder of their own: version 1 still points at its own.
+    assert local.detail["path"] != first_path and local.detail["path"].startswith("local/")
+    assert assets.uploads[-1] == ("training", local.detail["path"], ["rows.csv"])
+    assert assets.datasets["local"][0][0] == ("tabular", "training", first_path)
 
 
 def test_dataset_needs_a_datastore_on_azure(backend, project):

@@ -318,6 +318,8 @@ def test_tabular_mini_batches_are_sized_in_bytes_and_never_cross_a_file(tmp_path
     script = """
         def run(df):
             assert list(df.columns) == ["id", "file", "pad"], df.columns
+            # Text, as Azure ML hands run() a tabular dataset it did not type.
+            assert all(isinstance(v, str) for v in df["id"]), df.dtypes
             assert df["file"].nunique() == 1, "a mini-batch crossed a file"
             return df[["id", "file"]].assign(n=len(df))
     """
@@ -332,7 +334,7 @@ def test_tabular_mini_batches_are_sized_in_bytes_and_never_cross_a_file(tmp_path
         sizes.setdefault(file, []).append(int(n))
     assert sorted(sizes["a"]) == [4] * 4 + [32] * 96
     assert sizes["b"] == [7] * 7
-    assert "5 a 32" in r.lines
+    assert "00005 a 32" in r.lines  # the id as written, not parsed into 5
 
 
 def test_file_mini_batch_size_defaults_to_ten_files(tmp_path):

@@ -1,7 +1,9 @@
 """score step: a ParallelRunStep entry script that predicts with a registered MLflow model.
 
-``init()`` loads the model once per worker process; ``run()`` gets a DataFrame of scoring rows
-and returns the key column with a ``prediction`` column, so a user can join predictions back.
+``init()`` loads the model once per worker process; ``run()`` gets a DataFrame of scoring rows,
+every column text (as Azure ML gives a tabular dataset it did not type), turns the model's
+numeric features into numbers, and returns the key column with a ``prediction`` column, so a
+user can join predictions back.
 Rows missing the key are left out of the result, so they count as failed items and the step's
 error_threshold decides how many it tolerates.
 """
@@ -13,6 +15,7 @@ import pandas as pd
 model = None
 key_column = "row_id"
 feature_columns: list[str] | None = None
+numeric_columns: list[str] = []
 
 
 def model_uri(name: str, version: str) -> str:
@@ -20,6 +23,18 @@ def model_uri(name: str, version: str) -> str:
     if version.isdigit() or version == "latest":
         return f"models:/{name}/{version}"
     return f"models:/{name}@{version}"
+
+
+def numeric_features(fitted) -> list[str]:
+    """The columns the train step's model imputes as numbers (its "numeric" transformer)."""
+    steps = getattr(fitted, "named_steps", {})
+    preprocess = steps.get("preprocess")
+    return [
+        str(c)
+        for name, _, columns in getattr(preprocess, "transformers_", [])
+        if name == "numeric"
+        for c in columns
+    ]
 
 
 def init() -> None:
@@ -37,6 +52,7 @@ def init() -> None:
     key_column = args.key_column
     names = getattr(model, "feature_names_in_", None)
     feature_columns = [str(c) for c in names] if names is not None else None
+    numeric_columns[:] = numeric_features(model)
     print(f"score: loaded {uri}; key column {key_column!r}", flush=True)
 
 
@@ -47,10 +63,8 @@ def run(mini_batch: pd.DataFrame) -> pd.DataFrame:
             f"(columns: {', '.join(map(str, mini_batch.columns))})"
         )
     rows = mini_batch[mini_batch[key_column].notna()]
-    keys = rows[key_column]
-    if keys.dtype.kind == "f" and (keys % 1 == 0).all():
-        # A missing key makes pandas read the column as float; give back the ids as written.
-        keys = keys.astype("int64")
+    keys = rows[key_column]  # as written: the rows arrive as text, on Azure ML as here
+    rows = rows.astype({c: "float64" for c in numeric_columns if c in rows.columns})
     if feature_columns is not None:
         missing = [c for c in feature_columns if c not in rows.columns]
         if missing:

@@ -174,7 +174,10 @@ def load(mb: MiniBatch):
 
     import pandas as pd
 
-    return pd.read_csv(io.BytesIO(read_header_and_range(mb)))
+    # Every column a string, empty fields missing: what Azure ML hands run() for a tabular
+    # dataset defined without reading the data (from_delimited_files(infer_column_types=False),
+    # the only definition amlops can make offline). Typing columns is the entry script's job.
+    return pd.read_csv(io.BytesIO(read_header_and_range(mb)), dtype=str)
 
 
 def count_items(mb: MiniBatch) -> int:

@@ -109,7 +109,10 @@ class AzureMLv1Backend:
         if cred is None:
             choice = auth.choose(config.workspace.auth)
             mi_client_id = coords.managed_identity_client_id
-            cred = auth.credential(choice, managed_identity_client_id=mi_client_id)
+            # One token per scope until near expiry, shared by every client of this deploy.
+            cred = auth.CachingCredential(
+                auth.credential(choice, managed_identity_client_id=mi_client_id)
+            )
             log.info(
                 "azureml_v1: workspace %s (resource group %s) with %s auth (%s)",
                 coords.workspace_name,
@@ -134,7 +137,7 @@ class AzureMLv1Backend:
         backend = cls(
             workspace,
             config=config,
-            assets=WorkspaceAssets(workspace),
+            assets=WorkspaceAssets(workspace, cred),
             coordinates=coords,
             facts=facts,
             pipelines=pipelines,

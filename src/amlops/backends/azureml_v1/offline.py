@@ -19,6 +19,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from amlops.backends.azureml_v1.dataset_blobs import content_path
 from amlops.backends.azureml_v1.register import ENV_FINGERPRINT_VAR, Registered
 from amlops.config import DatasetConfig
 from amlops.content import hash_tree
@@ -140,9 +141,11 @@ class InMemoryAssets:
         return Registered(name, str(len(versions)), versions[-1][1])
 
     def register_dataset(
-        self, cfg: DatasetConfig, datastore: str, path: str, fp: str, upload_from: Path | None
+        self, cfg: DatasetConfig, datastore: str, base: str, fp: str, upload_from: Path | None
     ) -> Registered:
+        path = base
         if upload_from is not None:
+            path = content_path(base, upload_from)[0]
             files = sorted(p.name for p in Path(upload_from).rglob("*") if p.is_file())
             self.uploads.append((datastore, path, files))
         self.datasets.setdefault(cfg.name, []).append(((cfg.kind, datastore, path), fp))

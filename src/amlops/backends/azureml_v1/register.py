@@ -13,11 +13,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from amlops.backends.azureml_v1.dataset_blobs import (
+    BlobLocation,
+    content_path,
+    upload_dataset_files,
+)
 from amlops.backends.azureml_v1.sdk_errors import first_line, is_not_found
 from amlops.backends.azureml_v1.wheel import build_wheel, source_hash
 from amlops.backends.base import Change
 from amlops.config import DatasetConfig, EnvironmentConfig
-from amlops.content import hash_text, hash_tree, walk_files
+from amlops.content import hash_text, walk_files
 from amlops.errors import AmlopsError, ConfigError
 from amlops.policy import decide_version
 
@@ -41,8 +46,10 @@ class AssetService(Protocol):
     def latest_dataset(self, name: str) -> Registered | None: ...
 
     def register_dataset(
-        self, cfg: DatasetConfig, datastore: str, path: str, fp: str, upload_from: Path | None
-    ) -> Registered: ...
+        self, cfg: DatasetConfig, datastore: str, base: str, fp: str, upload_from: Path | None
+    ) -> Registered:
+        """Register ``cfg`` at ``base`` on ``datastore``; with ``upload_from``, first upload
+        that folder to its content path under ``base`` (dataset_blobs.content_path)."""
 
     def latest_environment(self, name: str) -> Registered | None: ...
 
@@ -63,10 +70,13 @@ class AssetService(Protocol):
 
 
 class WorkspaceAssets:
-    """AssetService over a live workspace (azureml-core)."""
+    """AssetService over a live workspace (azureml-core); dataset files go to blob storage
+    with ``credential`` (an azure-identity TokenCredential), never through azureml-dataprep,
+    which would resolve the data identity to an interactive user login."""
 
-    def __init__(self, workspace: Any):
+    def __init__(self, workspace: Any, credential: Any = None):
         self.workspace = workspace
+        self.credential = credential
 
     def latest_dataset(self, name: str) -> Registered | None:
         from azureml.core import Dataset
@@ -77,24 +87,25 @@ class WorkspaceAssets:
         return Registered(name, str(ds.version), (ds.tags or {}).get(DATASET_TAG))
 
     def register_dataset(
-        self, cfg: DatasetConfig, datastore: str, path: str, fp: str, upload_from: Path | None
+        self, cfg: DatasetConfig, datastore: str, base: str, fp: str, upload_from: Path | None
     ) -> Registered:
         from azureml.core import Dataset
         from azureml.data.datapath import DataPath
 
         store = self.datastore(datastore)
+        path = base
         if upload_from is not None:
-            Dataset.File.upload_directory(
-                src_dir=str(upload_from),
-                target=DataPath(store, path),
-                overwrite=True,
-                show_progress=False,
-            )
+            location = BlobLocation.of_datastore(store)
+            path = upload_dataset_files(upload_from, location, base, self.credential).path
         target = DataPath(store, path)
+        # No validation and no type inference: both read the data through azureml-dataprep.
+        # Columns reach code as text, as the local workspace hands them over too.
         if cfg.kind == "tabular":
-            ds = Dataset.Tabular.from_delimited_files(path=target)
+            ds = Dataset.Tabular.from_delimited_files(
+                path=target, validate=False, infer_column_types=False
+            )
         else:
-            ds = Dataset.File.from_files(path=target)
+            ds = Dataset.File.from_files(path=target, validate=False)
         ds = ds.register(
             self.workspace,
             name=cfg.name,
@@ -168,17 +179,18 @@ def register_datasets(
         if cfg.upload and cfg.source is None and cfg.path is None:
             raise ConfigError(f"{key}.upload: needs a source or a path to upload")
         datastore = actual_datastore(cfg.datastore)
-        path = (cfg.datastore_path or cfg.name).strip("/")
+        base = (cfg.datastore_path or cfg.name).strip("/")
         with tempfile.TemporaryDirectory(prefix="amlops-upload-") as tmp:
             upload_from = materialise(cfg, Path(tmp)) if cfg.upload else None
-            content = hash_tree(upload_from) if upload_from is not None else ""
-            fp = hash_text(cfg.kind, datastore, path, cfg.description, content)[:16]
+            # Uploaded content gets a folder of its own, so an older version keeps its data.
+            path = content_path(base, upload_from)[0] if upload_from is not None else base
+            fp = hash_text(cfg.kind, datastore, path, cfg.description)[:16]
             detail = {"datastore": datastore, "path": path, "fingerprint": fp}
             change = _decide("dataset", cfg.name, fp, assets.latest_dataset(cfg.name), detail)
             if plan or not change.changed:
                 changes.append(change)
                 continue
-            registered = assets.register_dataset(cfg, datastore, path, fp, upload_from)
+            registered = assets.register_dataset(cfg, datastore, base, fp, upload_from)
             detail["uploaded"] = upload_from is not None
             changes.append(replace(change, version=registered.version, detail=detail))
     return changes
