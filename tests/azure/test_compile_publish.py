@@ -156,6 +156,21 @@ def test_new_environment_version_republishes(deployed, project):
     assert (change.action, change.version) == ("updated", "1")
 
 
+def test_a_plan_shows_the_endpoint_version_a_new_environment_version_would_add(deployed, project):
+    """The plan's register stage would create environment v2; the same plan's publish stage
+    must then say what the deploy will do, a new endpoint version, not 'unchanged'."""
+    deployed.publish([chain_pipeline(project)], plan=False)
+    conda = project / "envs" / "test.yml"
+    conda.write_text(conda.read_text().replace("- pandas", "- pandas==2.2.3"))
+    [env] = deployed.register_environments(deployed.config.environments, plan=True)
+    assert (env.action, env.version) == ("updated", "2")
+    [planned] = deployed.publish([chain_pipeline(project)], plan=True)
+    assert (planned.action, planned.version) == ("updated", "1")
+    deployed.register_environments(deployed.config.environments, plan=False)
+    [done] = deployed.publish([chain_pipeline(project)], plan=False)
+    assert (done.action, done.version) == (planned.action, planned.version)
+
+
 def test_build_validates_and_reports(deployed, project):
     changes = deployed.build([chain_pipeline(project), batch_pipeline(project)], plan=False)
     assert [(c.kind, c.name, c.action) for c in changes] == [
