@@ -408,17 +408,23 @@ def _schedule(r: _Reader, name: str, doc: Mapping[str, Any], pipelines: set[str]
         if week_days and frequency != "Week":
             raise r.fail(rk, "week_days needs frequency Week (as in Azure ML)")
         start_time = r.str_(rd, rk, "start_time", None)
-        if start_time is not None and not re.fullmatch(
-            r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?", start_time
-        ):
-            raise r.fail(f"{rk}.start_time", f"{start_time!r} is not YYYY-MM-DDTHH:MM[:SS]")
+        if start_time is not None and not _is_local_time(start_time):
+            raise r.fail(f"{rk}.start_time", f"{start_time!r} is not a time YYYY-MM-DDTHH:MM[:SS]")
+        time_zone = r.str_(rd, rk, "time_zone", "UTC")
+        # Found now, not by the schedule stage after every pipeline has run.
+        from amlops.recurrence import zone
+
+        try:
+            zone(time_zone)
+        except ValueError as exc:
+            raise r.fail(f"{rk}.time_zone", str(exc)) from None
         recurrence = Recurrence(
             frequency=frequency,
             interval=r.int_(rd, rk, "interval", 1, 1),
             hours=hours,
             minutes=minutes,
             week_days=week_days,
-            time_zone=r.str_(rd, rk, "time_zone", "UTC"),
+            time_zone=time_zone,
             start_time=start_time,
         )
     else:
@@ -461,3 +467,16 @@ def _type_name(value: object) -> str:
 
 def _join(key: str, name: str) -> str:
     return f"{key}.{name}" if key else name
+
+
+def _is_local_time(text: str) -> bool:
+    """YYYY-MM-DDTHH:MM[:SS] naming a real date and time (no offset: the zone is separate)."""
+    from datetime import datetime
+
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?", text):
+        return False
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True

@@ -106,6 +106,27 @@ BAD_CONFIGS = [
         ),
         "schedules.n: needs exactly one of recurrence or datastore_trigger",
     ),
+    (
+        "schedule time zone unknown",
+        _with(
+            "schedules",
+            {"n": {"pipeline": "train", "recurrence": {"frequency": "Day", "time_zone": "Mars"}}},
+        ),
+        "schedules.n.recurrence.time_zone: unknown time zone 'Mars'",
+    ),
+    (
+        "schedule start time not a date",
+        _with(
+            "schedules",
+            {
+                "n": {
+                    "pipeline": "train",
+                    "recurrence": {"frequency": "Day", "start_time": "2024-13-45T99:00"},
+                }
+            },
+        ),
+        "schedules.n.recurrence.start_time: '2024-13-45T99:00' is not a time",
+    ),
     ("not a mapping", ["a", "list"], "(top level): must be a mapping"),
 ]
 
