@@ -1,8 +1,24 @@
-"""The tiny surface step scripts may use: who am I, and an MLflow run nested under my pipeline.
+"""The tiny surface step scripts may use: who am I, and an MLflow run for this step.
 
-On the local workspace the runner sets ``AMLOPS_*`` and ``MLFLOW_*`` variables; on Azure ML
-neither is set and MLflow goes to the workspace's own tracking server, which nests step runs
-under the pipeline run by itself.
+A step reads what an Azure ML v1 step job has; the local runner sets the same variables
+with local values (README, "The AML job environment"):
+
+- ``AZUREML_RUN_ID``: this step's run; ``AZUREML_ARM_PROJECT_NAME``: its experiment.
+- The pipeline run: Azure ML v1 gives a step no variable for it. There the step's MLflow
+  run is its AML run (azureml-mlflow sets ``MLFLOW_RUN_ID`` to the AML run's id,
+  ``azureml/mlflow/__init__.py`` ``_setup_remote``, and its store recognises that run by
+  ``AZUREML_RUN_ID``, ``_store/tracking/store.py`` ``update_run_info``), and a pipeline's
+  step runs are its MLflow children, tagged ``mlflow.parentRunId`` (Azure ML docs, "Query &
+  compare experiments and runs with MLflow", Getting child runs). That tag is read, unless
+  ``AZUREML_ROOT_RUN_ID`` is set (v2 jobs have it; for v1 it is undocumented).
+  Locally the MLflow parent is a run of MLflow's own id, so the runner passes the pipeline
+  run id, the one ``amlops runs show`` takes, as ``AMLOPS_RUN_ID``.
+- ``AMLOPS_GIT_COMMIT``: the commit deployed. The local runner sets it per run; on Azure
+  the v1 compiler puts it in each step's RunConfiguration.environment_variables, so a
+  published pipeline carries the commit it was published from.
+- ``AMLOPS_DATASETS``: the registered version of each dataset a step reads; local only.
+  On Azure a dataset read as "latest" is resolved by the service when the step starts and
+  the job is not told the version (it is in the step run's input lineage in the workspace).
 """
 
 from __future__ import annotations
@@ -11,34 +27,58 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 PIPELINE_RUN_TAG = "amlops.pipeline_run_id"
+MLFLOW_PARENT_TAG = "mlflow.parentRunId"  # mlflow/utils/mlflow_tags.py MLFLOW_PARENT_RUN_ID
 
 
 @dataclass(frozen=True)
 class StepContext:
-    run_id: str | None
-    pipeline: str | None
-    step: str | None
+    run_id: str | None  # this step's run (AZUREML_RUN_ID)
+    experiment: str | None  # AZUREML_ARM_PROJECT_NAME
+    pipeline_run_id: str | None
+    step: str | None  # the step's name; the local runner's (Azure has no variable for it)
     git_commit: str | None
-    datasets: dict[str, str]  # registered datasets this step reads: name -> version
+    datasets: dict[str, str] = field(default_factory=dict)  # name -> registered version
 
     @property
     def local(self) -> bool:
-        return self.run_id is not None
+        """Run by the local runner (not on Azure, not by hand)."""
+        return "AMLOPS_RUN_ID" in os.environ
 
 
 def context() -> StepContext:
-    """Where this step runs; every field is None when run by hand outside a pipeline."""
+    """Where this step runs; every field is None when run by hand outside a pipeline.
+
+    On Azure, finding the pipeline run asks the workspace's MLflow server (one call); the
+    local runner hands it over in a variable.
+    """
+    env = os.environ
     return StepContext(
-        run_id=os.environ.get("AMLOPS_RUN_ID") or os.environ.get("AZUREML_RUN_ID"),
-        pipeline=os.environ.get("AMLOPS_PIPELINE"),
-        step=os.environ.get("AMLOPS_STEP_NAME"),
-        git_commit=os.environ.get("AMLOPS_TAG_GIT_COMMIT"),
-        datasets=json.loads(os.environ.get("AMLOPS_DATASETS", "{}")),
+        run_id=env.get("AZUREML_RUN_ID"),
+        experiment=env.get("AZUREML_ARM_PROJECT_NAME"),
+        pipeline_run_id=_pipeline_run_id(env),
+        step=env.get("AMLOPS_STEP_NAME"),
+        git_commit=env.get("AMLOPS_GIT_COMMIT") or None,
+        datasets=json.loads(env.get("AMLOPS_DATASETS", "{}")),
     )
+
+
+def _pipeline_run_id(env: Any) -> str | None:
+    found = env.get("AMLOPS_RUN_ID") or env.get("AZUREML_ROOT_RUN_ID")
+    step_run = env.get("AZUREML_RUN_ID")
+    if found or not step_run or not env.get("MLFLOW_TRACKING_URI"):
+        return found or None
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = mlflow.MlflowClient().get_run(step_run)
+    except MlflowException:
+        return None  # a step run MLflow does not know (e.g. another tracking server)
+    return run.data.tags.get(MLFLOW_PARENT_TAG)
 
 
 @contextmanager
@@ -47,16 +87,19 @@ def mlflow_run(tags: dict[str, str] | None = None) -> Iterator[Any]:
     import mlflow
 
     ctx = context()
-    if os.environ.get("AMLOPS_RUN_ID") is None:
-        with mlflow.start_run(tags=tags) as run:
+    step_tags = {}
+    if ctx.git_commit:
+        step_tags["mlflow.source.git.commit"] = ctx.git_commit
+    if not ctx.local:
+        # On Azure, start_run attaches to MLFLOW_RUN_ID, the step's AML run, which the
+        # service already nests under the pipeline run (mlflow/tracking/fluent.py start_run).
+        with mlflow.start_run(tags={**step_tags, **(tags or {})}) as run:
             yield run
         return
     client = mlflow.MlflowClient()
-    experiment_id = _experiment_id(client, ctx.pipeline or "default")
+    experiment_id = _experiment_id(client, ctx.experiment or "default")
     parent_id = _parent_run_id(client, experiment_id, ctx)
-    step_tags = {PIPELINE_RUN_TAG: ctx.run_id or "", "amlops.kind": "step"}
-    if ctx.git_commit:
-        step_tags["mlflow.source.git.commit"] = ctx.git_commit
+    step_tags.update({PIPELINE_RUN_TAG: ctx.pipeline_run_id or "", "amlops.kind": "step"})
     step_tags.update(tags or {})
     with mlflow.start_run(
         experiment_id=experiment_id,
@@ -84,16 +127,17 @@ def _parent_run_id(client: Any, experiment_id: str, ctx: StepContext) -> str:
     found = client.search_runs(
         [experiment_id],
         filter_string=(
-            f"tags.`{PIPELINE_RUN_TAG}` = '{ctx.run_id}' AND tags.`amlops.kind` = 'pipeline'"
+            f"tags.`{PIPELINE_RUN_TAG}` = '{ctx.pipeline_run_id}' "
+            "AND tags.`amlops.kind` = 'pipeline'"
         ),
         max_results=1,
     )
     if found:
         return found[0].info.run_id
-    tags = {PIPELINE_RUN_TAG: ctx.run_id or "", "amlops.kind": "pipeline"}
+    tags = {PIPELINE_RUN_TAG: ctx.pipeline_run_id or "", "amlops.kind": "pipeline"}
     if ctx.git_commit:
         tags["mlflow.source.git.commit"] = ctx.git_commit
-    parent = client.create_run(experiment_id, run_name=ctx.run_id, tags=tags)
+    parent = client.create_run(experiment_id, run_name=ctx.pipeline_run_id, tags=tags)
     # The runner does not load MLflow (start-up cost); the parent is closed as it is opened.
     client.set_terminated(parent.info.run_id, "FINISHED")
     return parent.info.run_id

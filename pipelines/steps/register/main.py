@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         tags = {
             "dataset": args.dataset,
             "dataset_version": ctx.datasets.get(args.dataset, ""),
-            "pipeline_run_id": ctx.run_id or "",
+            "pipeline_run_id": ctx.pipeline_run_id or "",
             "git_commit": ctx.git_commit or "",
             **{f"metric.{k}": f"{v:.6g}" for k, v in evaluation["candidate"].items()},
         }

@@ -348,6 +348,7 @@ class AzureMLv1Backend:
                 default_environment=self._default_environment(),
                 workflow_provider=self.workflow_provider,
                 service_endpoint=self.service_endpoint,
+                environment_variables=self._job_variables(),
             )
         except (AmlopsError, ConfigError):
             raise
@@ -359,6 +360,16 @@ class AzureMLv1Backend:
             raise AmlopsError(message) from None
         self._compiled[pipeline.name] = (fp, aml)
         return aml
+
+    def _job_variables(self) -> dict[str, str]:
+        """What each step's job gets that Azure ML does not tell it: the commit deployed.
+
+        Only compiled pipelines carry it, not their fingerprint: a commit that changes no
+        pipeline publishes nothing, and runs keep naming the commit their version came from.
+        """
+        from amlops.deploy import git_commit
+
+        return {"AMLOPS_GIT_COMMIT": git_commit(self.config.root)}
 
     def _check_node_counts(self, pipeline: Pipeline) -> None:
         if self.facts is None:

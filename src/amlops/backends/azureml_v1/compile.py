@@ -8,6 +8,7 @@ registered dataset ``.as_named_input``; environment -> RunConfiguration; compute
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +57,7 @@ class _Bindings:
     datapaths: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     dataset_params: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    environment_variables: dict[str, str] = field(default_factory=dict)  # see compile_pipeline
 
     def param(self, p: Param) -> Any:
         from azureml.pipeline.core import PipelineParameter
@@ -128,11 +130,18 @@ def compile_pipeline(
     default_environment: str | None,
     workflow_provider: Any = None,
     service_endpoint: str | None = None,
+    environment_variables: Mapping[str, str] | None = None,
 ) -> Any:
-    """Build the azureml ``Pipeline`` for ``pipeline``; nothing is uploaded or submitted."""
+    """Build the azureml ``Pipeline`` for ``pipeline``; nothing is uploaded or submitted.
+
+    ``environment_variables`` are set in every step's job (``RunConfiguration.
+    environment_variables``, which a ParallelRunConfig's are copied into): what amlops.runtime
+    reads on Azure that the AML job itself does not tell a step, such as AMLOPS_GIT_COMMIT.
+    """
     from azureml.pipeline.core import Pipeline as AmlPipeline
 
     b = _Bindings(workspace, resolve, pipeline.name)
+    b.environment_variables.update(environment_variables or {})
     steps = [
         _compile_step(step, b, pipeline.name, compute, default_environment)
         for step in pipeline.ordered_steps()
@@ -192,6 +201,7 @@ def _script_step(step: ScriptStep, b: _Bindings, pipeline: str, compute: str, en
     runconfig = RunConfiguration()
     runconfig.environment = env
     runconfig.target = compute
+    runconfig.environment_variables.update(b.environment_variables)
     return PythonScriptStep(
         name=step.name,
         script_name=step.script,
@@ -275,6 +285,7 @@ def _parallel_step(step: ParallelStep, b: _Bindings, pipeline: str, compute: str
         environment=env,
         source_directory=str(step.source_dir),
         compute_target=compute,
+        environment_variables=dict(b.environment_variables),
         **{k: default(v) if k in NUMBER_CHECKED else value(v) for k, v in settings.items()},
     )
     for key in NUMBER_CHECKED:

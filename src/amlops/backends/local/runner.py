@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -28,6 +29,19 @@ from amlops.spec import DataPathParam, DatasetInput, InputRef, Output, Param, Pi
 NOT_STARTED, QUEUED, RUNNING = "NotStarted", "Queued", "Running"
 COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
 LOG_TAIL_LINES = 20
+_NON_WORD = re.compile(r"[~\W]")
+# The run-identity variables of an AML job (azureml-core run.py Run._load_scope and
+# authentication.py; azureml-mlflow service_context_loader.py) and MLflow's run variables.
+_OUTER_JOB = frozenset(
+    {
+        "AZUREML_ARM_SUBSCRIPTION", "AZUREML_ARM_RESOURCEGROUP", "AZUREML_ARM_WORKSPACE_NAME",
+        "AZUREML_ARM_PROJECT_NAME", "AZUREML_RUN_ID", "AZUREML_ROOT_RUN_ID",
+        "AZUREML_RUN_TOKEN", "AZUREML_RUN_TOKEN_EXPIRY", "AZUREML_SERVICE_ENDPOINT",
+        "AZUREML_DISCOVERY_SERVICE_ENDPOINT", "AZUREML_EXPERIMENT_ID", "AZUREML_WORKSPACE_ID",
+        "AZUREML_DATASET_ENVIRONMENT_VARS", "AZUREML_DATASET_FILE_OUTPUTS",
+        "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_TOKEN",
+    }
+)  # fmt: skip
 STOP_GRACE_S = 10  # a canceled step gets this long to exit after SIGTERM, then SIGKILL
 
 
@@ -57,6 +71,9 @@ class RunRequest:
     parameters: dict[str, Any]
     regenerate_outputs: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    # The experiment the run belongs to, as on Azure: a REST submit names one
+    # (ExperimentName); otherwise it is the pipeline's name, as deploy and schedules use.
+    experiment: str | None = None
 
 
 class Cancellation:
@@ -99,6 +116,13 @@ def _stop_group(proc: subprocess.Popen, signum: int = signal.SIGTERM) -> None:
 
 def new_run_id(pipeline: str) -> str:
     return f"{pipeline}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(3)}"
+
+
+def step_run_id(run_id: str, step: str) -> str:
+    """A step run's id (its AZUREML_RUN_ID): unique, since step names are unique in a pipeline.
+
+    On Azure a step run has an id of its own, unrelated to its pipeline run's."""
+    return f"{run_id}_{step}"
 
 
 class Runner:
@@ -348,10 +372,8 @@ class Runner:
                 (RUNNING, fingerprint, start, self.ws.rel(step_dir), run_id, step.name),
             )
         self._say(f"{prefix}: running")
-        datasets = {
-            i.dataset: r.dataset_version for i, r in inputs.items() if isinstance(i, DatasetInput)
-        }
-        exit_code = self._spawn(argv, step_dir, step, run_id, request, datasets, store)
+        job_env = self._job_environment(step, bound, run_id, request)
+        exit_code = self._spawn(argv, step_dir, step, run_id, job_env, store)
         end = time.time()
         status = COMPLETED if exit_code == 0 else FAILED
         summary_file = bound.summary_file
@@ -373,32 +395,95 @@ class Runner:
         )  # fmt: skip
         return result, _Produced(fingerprint, outputs)
 
+    def _job_environment(
+        self, step: Step, bound: Bound, run_id: str, request: RunRequest
+    ) -> dict[str, str]:
+        """The variables an Azure ML v1 step job has, with this workspace's values.
+
+        Only a subset of AML's run variables: Run.get_context() goes online (and fails
+        without the service) once all of AZUREML_ARM_SUBSCRIPTION, AZUREML_RUN_ID,
+        AZUREML_ARM_RESOURCEGROUP, AZUREML_ARM_WORKSPACE_NAME, AZUREML_ARM_PROJECT_NAME,
+        AZUREML_RUN_TOKEN and AZUREML_SERVICE_ENDPOINT are set (azureml-core run.py,
+        Run._load_scope); with the ARM, token and endpoint ones missing it stays an
+        _OfflineRun, as in a script run by hand.
+        """
+        experiment = request.experiment or request.pipeline.name
+        env = {
+            # Run._load_scope: the step's own run id and its experiment.
+            "AZUREML_RUN_ID": step_run_id(run_id, step.name),
+            "AZUREML_ARM_PROJECT_NAME": experiment,
+            "MLFLOW_TRACKING_URI": self.ws.mlflow_uri,
+            "MLFLOW_EXPERIMENT_NAME": experiment,
+        }
+        # A PipelineParameter a step uses is declared as AML_PARAMETER_<name>, non-word
+        # characters as "_" (pipeline-core graph.py, ParamDef._param_name_to_env_variable).
+        for p in step.params():
+            if isinstance(p, Param):
+                env["AML_PARAMETER_" + _NON_WORD.sub("_", p.name)] = bound(p)
+        # A DatasetConsumptionConfig input is delivered to the variable named after it
+        # (azureml-core runconfig.py, Data.create: environment_variable_name=data.name);
+        # AZUREML_DATASET_ENVIRONMENT_VARS lists them as name:mode (run.py, InputDatasets).
+        consumed = []
+        for item, resolved in bound.inputs.items():
+            if isinstance(item, DatasetInput):
+                name, mode = item.input_name, item.mode
+            elif isinstance(item, InputRef):
+                name, mode = item.name, "mount"  # OutputFileDatasetConfig.as_input's mode
+            else:
+                continue  # a DataPathParam is a DataPath binding, not a dataset input
+            env[name] = str(resolved.path)
+            consumed.append(f"{name}:{mode}")
+        if consumed:
+            env["AZUREML_DATASET_ENVIRONMENT_VARS"] = ",".join(consumed)
+        # An OutputFileDatasetConfig is the folder in the variable named after it; the
+        # names are listed in AZUREML_DATASET_FILE_OUTPUTS (run.py, OutputDatasets).
+        for name, folder in bound.outputs.items():
+            env[name] = str(folder)
+        if bound.outputs:
+            env["AZUREML_DATASET_FILE_OUTPUTS"] = ";".join(bound.outputs)
+        # Azure has no variable for these; amlops.runtime reads them here and finds the
+        # same facts on Azure elsewhere (see its docstring).
+        datasets = {
+            i.dataset: r.dataset_version
+            for i, r in bound.inputs.items()
+            if isinstance(i, DatasetInput)
+        }
+        env.update(
+            {
+                "AMLOPS_RUN_ID": run_id,  # the pipeline run: on Azure, the MLflow parent
+                "AMLOPS_PIPELINE": request.pipeline.name,
+                "AMLOPS_STEP_NAME": step.name,
+                "AMLOPS_STEP_LOG_DIR": str(bound.log_dir),
+                "AMLOPS_WORKSPACE": str(self.ws.root),
+                "AMLOPS_MLFLOW_ARTIFACTS": self.ws.mlflow_artifacts.as_uri(),
+                "AMLOPS_DATASETS": json.dumps(datasets),
+            }
+        )
+        commit = request.tags.get("git_commit")
+        if commit:
+            # On Azure, compile.py puts the same variable in each step's runconfig.
+            env["AMLOPS_GIT_COMMIT"] = commit
+        return env
+
     def _spawn(
         self,
         argv: list[str],
         step_dir: Path,
         step: Step,
         run_id: str,
-        request: RunRequest,
-        datasets: dict[str, str | None],
+        job_env: dict[str, str],
         store: Store,
     ) -> int:
-        env = dict(os.environ)
-        env.update(
-            {
-                "AMLOPS_RUN_ID": run_id,
-                "AMLOPS_PIPELINE": request.pipeline.name,
-                "AMLOPS_STEP_NAME": step.name,
-                "AMLOPS_STEP_LOG_DIR": str(step_dir),
-                "AMLOPS_WORKSPACE": str(self.ws.root),
-                "MLFLOW_TRACKING_URI": self.ws.mlflow_uri,
-                "MLFLOW_EXPERIMENT_NAME": request.pipeline.name,
-                "AMLOPS_MLFLOW_ARTIFACTS": self.ws.mlflow_artifacts.as_uri(),
-                "AMLOPS_DATASETS": json.dumps(datasets),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        env.update({f"AMLOPS_TAG_{k.upper()}": v for k, v in request.tags.items()})
+        # A step must not inherit the identity of a job amlops itself runs in (an AML
+        # compute instance or job): with the outer run's token and endpoint beside this
+        # step's run id, Run.get_context() would go online as a run that does not exist.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in _OUTER_JOB and not k.startswith("AML_PARAMETER_")
+        }
+        env.update(job_env)
+        env["PYTHONUNBUFFERED"] = "1"
         cwd = step_dir / "snapshot"
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH")]))
         with (

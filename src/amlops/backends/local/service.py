@@ -81,7 +81,9 @@ class LocalService:
         with self.store() as store:
             pipeline, version = endpoints.published(self.ws, store, endpoint, version)
             origin = {**origin, "endpoint": endpoint, "version": version}
-            request = RunRequest(pipeline, dict(parameters), tags=_tags(origin))
+            request = RunRequest(
+                pipeline, dict(parameters), tags=_tags(origin), experiment=origin.get("experiment")
+            )
             run_id = Runner(self.ws, store, self.log).submit(request, origin)
         self._queue.put(run_id)
         self.say(f"queued {run_id} ({origin['type']}: {endpoint} v{version})")
@@ -94,7 +96,12 @@ class LocalService:
                 return
             origin = json.loads(row["origin"])
             pipeline, _ = endpoints.published(self.ws, store, origin["endpoint"], origin["version"])
-            request = RunRequest(pipeline, json.loads(row["parameters"]), tags=_tags(origin))
+            request = RunRequest(
+                pipeline,
+                json.loads(row["parameters"]),
+                tags=_tags(origin),
+                experiment=origin.get("experiment"),
+            )
             result = Runner(self.ws, store, self.log, self._cancel).execute(run_id, request)
         self.say(f"run {run_id}: {result.status}")
 
