@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import copy_repo
 
 from amlops.backends.local.backend import LocalBackend
 from amlops.config import DatasetConfig, EnvironmentConfig
@@ -17,11 +16,8 @@ from amlops.spec import DatasetInput, Output, Param, Pipeline, ScriptStep
 
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
-    """config/, pipelines/ and scripts/ copied so a test may edit them; workspace inside it."""
-    root = tmp_path / "repo"
-    for name in ("config", "pipelines", "scripts"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return root
+    """The repository copied (with the sample config) so a test may edit it; workspace inside."""
+    return copy_repo(tmp_path / "repo")
 
 
 STEP_SCRIPT = """\

@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,28 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def _version() -> str:
+    from importlib.metadata import version
+
+    return f"amlops {version('amlops')}"
+
+
 def deploy_parser(prog: str = "deploy.py") -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog,
         description="Register datasets and environments, build, run, publish and schedule "
         "the pipelines of one environment. Idempotent; --plan changes nothing.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     _add_common(parser)
+    parser.add_argument(
+        "--pipeline",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="build, run and publish only this pipeline (repeatable); the schedule stage then "
+        "touches only its schedules. Datasets and environments are registered as usual",
+    )
     parser.add_argument(
         "--stage",
         default="all",
@@ -99,9 +115,20 @@ def run_deploy(args: argparse.Namespace) -> int:
     root = (args.root or Path.cwd()).resolve()
     config = load_config(args.env, root)
     parameters = _parse_params(args.param)
+    configured = [p.name for p in config.pipelines]
+    for name in args.pipeline:
+        if name not in configured:
+            raise ConfigError(
+                f"--pipeline {name}: no pipeline {name!r} in {config.file} "
+                f"(pipelines: {', '.join(configured) or 'none'})"
+            )
+    only = set(args.pipeline) or None
+    if only is not None:
+        config = replace(config, pipelines=tuple(p for p in config.pipelines if p.name in only))
     unknown = sorted(set(parameters) - {p.name for p in config.pipelines})
     if unknown:
-        raise ConfigError(f"--param {unknown[0]}.*: no pipeline {unknown[0]!r} in {config.file}")
+        where = "--pipeline" if unknown[0] in configured else str(config.file)
+        raise ConfigError(f"--param {unknown[0]}.*: no pipeline {unknown[0]!r} in {where}")
     options = backend_options(config, args)
     cls = backend_class(config)
     stages = resolve_stages(args.stage, cls.stages, cls.name)
@@ -125,6 +152,7 @@ def run_deploy(args: argparse.Namespace) -> int:
             plan=args.plan,
             regenerate_outputs=args.regenerate_outputs,
             parameters=parameters,
+            only=only,
         )
     except RunFailed as exc:
         failure, manifest = exc, exc.manifest
@@ -148,6 +176,7 @@ def run_deploy(args: argparse.Namespace) -> int:
 
 def inspect_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="amlops", description="Azure ML pipelines as code: inspect and deploy.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("deploy", help="same as scripts/deploy.py", add_help=False)
     nouns = ("runs", "datasets", "environments", "models", "pipelines", "endpoints", "schedules")
@@ -317,6 +346,11 @@ def _run(argv: Sequence[str], entry) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`amlops runs list | head -1`): say nothing more, and keep
+        # Python's exit-time flush of stdout from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def deploy_main(argv: Sequence[str] | None = None, prog: str = "deploy.py") -> int:

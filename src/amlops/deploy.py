@@ -6,7 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -33,6 +33,8 @@ class Manifest:
     endpoints: list[dict[str, Any]] = field(default_factory=list)
     schedules: list[dict[str, Any]] = field(default_factory=list)
     changes: int = 0
+    # Pipelines whose run failed: not published, their schedules left as they were.
+    held_back: list[str] = field(default_factory=list)
 
     def add(self, section: str, changes: Sequence[Change]) -> None:
         for change in changes:
@@ -113,26 +115,40 @@ def deploy(
     plan: bool,
     regenerate_outputs: bool = False,
     parameters: dict[str, dict[str, Any]] | None = None,
+    only: Collection[str] | None = None,
 ) -> Manifest:
-    """Run the stages in order against ``backend``; with ``plan`` change nothing."""
+    """Run the stages in order against ``backend``; with ``plan`` change nothing.
+
+    ``pipelines`` are the ones this deploy builds, runs and publishes; ``only`` names them when
+    they are a choice (``--pipeline``), so the schedule stage leaves other pipelines'
+    schedules alone. A pipeline whose run fails is held back: not published, its schedules
+    untouched; the others go on, and RunFailed is raised at the end, with the manifest.
+    """
     manifest = Manifest(env=config.env, backend=backend.name, plan=plan)
     if "register" in stages:
         manifest.add("datasets", backend.register_datasets(config.datasets, plan=plan))
         manifest.add("environments", backend.register_environments(config.environments, plan=plan))
     if "build" in stages:
         manifest.add("pipelines", backend.build(pipelines, plan=plan))
+    failures: dict[str, str] = {}
     if "run" in stages:
-        try:
-            _run_stage(config, backend, pipelines, manifest, plan, regenerate_outputs, parameters)
-        except RunFailed as exc:
-            exc.manifest = manifest
-            raise
-    if "publish" in stages:
-        manifest.add("endpoints", backend.publish(pipelines, plan=plan))
-    if "schedule" in stages:
-        manifest.add(
-            "schedules", backend.schedule(config.schedules, plan=plan, pipelines=pipelines)
+        failures = _run_stage(
+            config, backend, pipelines, manifest, plan, regenerate_outputs, parameters
         )
+    manifest.held_back = list(failures)
+    ready = [p for p in pipelines if p.name not in failures]
+    if "publish" in stages:
+        manifest.add("endpoints", backend.publish(ready, plan=plan))
+    if "schedule" in stages:
+        scope = None
+        if only is not None or manifest.held_back:
+            scope = {p.name for p in ready}
+        schedules = [s for s in config.schedules if scope is None or s.pipeline in scope]
+        manifest.add(
+            "schedules", backend.schedule(schedules, plan=plan, pipelines=ready, only=scope)
+        )
+    if failures:
+        raise RunFailed("\n".join(failures.values()), manifest)
     return manifest
 
 
@@ -144,9 +160,11 @@ def _run_stage(
     plan: bool,
     regenerate_outputs: bool,
     parameters: dict[str, dict[str, Any]] | None,
-) -> None:
+) -> dict[str, str]:
+    """Run (or plan) every pipeline; for each whose run failed, a line saying why."""
     tags = {"git_commit": git_commit(config.root), "env": config.env}
     models_before = {(m["name"], m["version"]) for m in backend.models()}
+    failures: dict[str, str] = {}
     for pipeline in pipelines:
         overrides = (parameters or {}).get(pipeline.name, {})
         # A step with allow_reuse=False runs every time by design: that is not a change.
@@ -173,13 +191,15 @@ def _run_stage(
             not s.reused and s.name in reusable for s in result.steps if s.status == "Completed"
         )
         if result.status != "Completed":
-            manifest.models = backend.models()
-            raise RunFailed(f"pipeline {pipeline.name!r} run {result.run_id}: {result.error}")
+            failures[pipeline.name] = (
+                f"pipeline {pipeline.name!r} run {result.run_id}: {result.error}"
+            )
     if not plan:
         manifest.models = backend.models()
         manifest.changes += len(
             {(m["name"], m["version"]) for m in manifest.models} - models_before
         )
+    return failures
 
 
 def _run_entry(result: RunResult) -> dict[str, Any]:
@@ -251,7 +271,16 @@ def render(manifest: Manifest) -> str:
             metrics = {k[7:]: v for k, v in m.get("tags", {}).items() if k.startswith("metric.")}
             shown = ", ".join(f"{k} {v}" for k, v in metrics.items())
             lines.append(f"  {m['name']} v{m['version']}{aliases} {shown}".rstrip())
+    if manifest.held_back:
+        lines.append(
+            "held back (their runs failed; not published, schedules left as they were): "
+            + ", ".join(manifest.held_back)
+        )
     verb = "would change" if manifest.plan else "changed"
+    if manifest.held_back:
+        done = f"{manifest.changes} changed" if manifest.changes else "nothing else changed"
+        lines.append(f"deploy failed: {len(manifest.held_back)} pipeline run(s) failed; {done}")
+        return "\n".join(lines)
     lines.append(
         f"{manifest.changes} {'thing' if manifest.changes == 1 else 'things'} {verb}"
         if manifest.changes

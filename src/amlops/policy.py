@@ -107,13 +107,20 @@ def plan_schedules(
     target: Callable[[ScheduleConfig], str | None],
     fingerprint: Callable[[ScheduleConfig], str],
     cannot_update: Callable[[ExistingSchedule, ScheduleConfig], str | None] | None = None,
+    in_scope: Callable[[ExistingSchedule], bool] | None = None,
 ) -> list[ScheduleAction]:
     """Actions that leave one active schedule per configured name, matching config.
+
+    ``in_scope``: the existing schedules this reconcile may touch (a deploy of some of the
+    pipelines leaves the others' schedules alone); a configured name is always in scope.
 
     Only a schedule on the same target and of the same kind is updated in place: v1 cannot
     retarget a schedule or switch recurrence <-> data change, so others are replaced. Nor is
     one for which ``cannot_update(existing, desired)`` gives a reason (None: it can be).
     """
+    names = {sc.name for sc in desired}
+    if in_scope is not None:
+        existing = [s for s in existing if s.name in names or in_scope(s)]
     actions: list[ScheduleAction] = []
     for sc in desired:
         wanted_target = target(sc)

@@ -12,13 +12,12 @@ snapshot upload (see amlops.backends.azureml_v1.offline), nothing on the local s
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import REPO
+from helpers import REPO, copy_repo
 
 from amlops.backends.azureml_v1.export import export_v1
 from amlops.backends.local.backend import LocalBackend
@@ -72,14 +71,6 @@ def partitioned_kinds(step_doc: dict) -> list[str]:
     ]
 
 
-def copy_repo(root: Path) -> None:
-    """What a deploy reads: config, pipelines, and the package a step environment gets."""
-    for name in ("config", "pipelines", "src"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
-    (root / "infra").mkdir()  # the Azure configs name it as their Terraform root
-
-
 def local_config(config: Config, workspace: Path) -> Config:
     return replace(config, workspace=WorkspaceConfig(backend="local", path=workspace))
 
@@ -115,7 +106,7 @@ class Both:
 def both(request, tmp_path_factory) -> Both:
     env = request.param
     root = tmp_path_factory.mktemp(f"conformance-{env}") / "repo"
-    copy_repo(root)
+    copy_repo(root, sample=False)  # every config as the user has it
     config = load_config(env, root)
     pipelines = build_pipelines(config)
     exported = export_v1(config, pipelines, root / "export")

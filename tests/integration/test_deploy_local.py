@@ -13,15 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, run_deploy
+from helpers import copy_repo, run_deploy
 
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     """One repo copy deployed once; the tests below read it and deploy again."""
-    root = tmp_path_factory.mktemp("deploy") / "repo"
-    for name in ("config", "pipelines", "scripts"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    root = copy_repo(tmp_path_factory.mktemp("deploy") / "repo")
     first = run_deploy(root, "--json")
     return root, json.loads(first.stdout), first.stderr
 
@@ -213,3 +211,56 @@ def test_two_deploys_at_once_register_each_thing_once(repo_copy):
         d["action"] for out, _ in results for d in json.loads(out)["datasets"]
     ]  # one process created each dataset, the other found it unchanged
     assert sorted(created) == ["created", "created", "unchanged", "unchanged"]
+
+
+def _active_schedules(root: Path) -> dict[str, str]:
+    with sqlite3.connect(root / ".amlops" / "metadata.db") as conn:
+        rows = conn.execute("SELECT name, id FROM schedules WHERE status='Active'").fetchall()
+    return dict(rows)
+
+
+def test_a_failed_run_holds_back_only_its_pipeline(deployed):
+    """train still publishes and schedules; batch_score (its model alias does not exist) is
+    held back, its endpoint and schedule left as they were; the deploy says it failed."""
+    root, _, _ = deployed
+    schedules = _active_schedules(root)
+    proc = run_deploy(root, "--json", "--param", "batch_score.model_version=nope", check=False)
+    assert proc.returncode == 1
+    manifest = json.loads(proc.stdout)
+    assert manifest["held_back"] == ["batch_score"]
+    assert [e["name"] for e in manifest["endpoints"]] == ["train"]
+    assert [s["name"] for s in manifest["schedules"]] == ["train-nightly"]
+    assert _active_schedules(root) == schedules  # score-on-new-data untouched, not disabled
+    assert "error: pipeline 'batch_score' run batch_score_" in proc.stderr
+    text = run_deploy(root, "--param", "batch_score.model_version=nope", check=False).stdout
+    assert "nothing changed" not in text
+    assert text.splitlines()[-1].startswith("deploy failed: 1 pipeline run(s) failed")
+    assert "held back (their runs failed" in text and "batch_score" in text
+
+
+def test_deploy_one_pipeline_leaves_the_others_alone(deployed):
+    root, _, _ = deployed
+    schedules = _active_schedules(root)
+    manifest = json.loads(run_deploy(root, "--json", "--pipeline", "train").stdout)
+    assert [r["pipeline"] for r in manifest["runs"]] == ["train"]
+    assert [e["name"] for e in manifest["endpoints"]] == ["train"]
+    assert [s["name"] for s in manifest["schedules"]] == ["train-nightly"]
+    assert _active_schedules(root) == schedules
+    proc = run_deploy(root, "--pipeline", "ghost", check=False)
+    assert proc.returncode == 2
+    assert "--pipeline ghost: no pipeline 'ghost'" in proc.stderr
+
+
+def test_version_and_a_closed_pipe_say_nothing_extra(deployed):
+    root, _, _ = deployed
+    amlops = [sys.executable, "-m", "amlops.cli"]
+    version = subprocess.run([*amlops, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("amlops ")
+    lister = subprocess.Popen(
+        [*amlops, "runs", "list", "--root", str(root), "--limit", "500"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert lister.stdout.readline().startswith(b"RUN_ID")
+    lister.stdout.close()  # as `| head -1` does
+    _, err = lister.communicate(timeout=60)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err

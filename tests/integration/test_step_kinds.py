@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_deploy
+from helpers import copy_repo, run_deploy
 
 from amlops.backends.base import check_step_kinds
 from amlops.backends.local.backend import LocalBackend
@@ -70,9 +69,7 @@ def build(cfg, compute):
 
 
 def test_deploy_exits_2_with_one_line_and_creates_no_workspace(tmp_path):
-    root = tmp_path / "repo"
-    for name in ("config", "pipelines", "scripts"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    root = copy_repo(tmp_path / "repo")
     (root / "pipelines" / "odd.py").write_text(MODULE)
     config = root / "config" / "local.yml"
     config.write_text(config.read_text().replace("pipelines:\n", "pipelines:\n  odd: {}\n", 1))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, copy_repo
 
 from amlops.binding import check_bindings
 from amlops.config import load_config
@@ -60,10 +59,7 @@ def test_a_parallel_step_partitions_a_tabular_dataset_but_not_as_a_side_input(tm
 
 def test_the_train_pipeline_with_a_tabular_dataset_is_refused_before_anything_runs(tmp_path):
     """What the review found: prep got a folder locally and the dataset's ID on Azure."""
-    root = tmp_path / "repo"
-    for name in ("config", "pipelines"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "infra").mkdir()  # dev.yml names it as the Terraform root
+    root = copy_repo(tmp_path / "repo")
     config = root / "config" / "dev.yml"
     text = config.read_text()
     config.write_text(text.replace("  diabetes:\n    kind: file", "  diabetes:\n    kind: tabular"))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import copy_repo
 
 from amlops.config import load_config
 from amlops.deploy import build_pipelines
@@ -15,9 +14,7 @@ from amlops.errors import ConfigError
 
 
 def repo(tmp_path: Path, name: str, description: str) -> Path:
-    root = tmp_path / name
-    for folder in ("config", "pipelines"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    root = copy_repo(tmp_path / name)
     train = root / "pipelines" / "train.py"
     text = train.read_text()
     assert 'DESCRIPTION = "Train, evaluate and register a model"' in text

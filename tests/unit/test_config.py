@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import REPO, SAMPLE_CONFIG, copy_repo
 
 from amlops.cli import deploy_main
 from amlops.config import load_config
 
-REPO = Path(__file__).resolve().parents[2]
-GOOD = yaml.safe_load((REPO / "config" / "local.yml").read_text())
+GOOD = yaml.safe_load(SAMPLE_CONFIG.read_text())
 
 
 def _with(path: str, value) -> dict:
@@ -183,10 +183,7 @@ def test_unknown_env_lists_the_available_ones(capsys):
     ],
 )
 def test_bad_arguments_exit_2(tmp_path, capsys, args, expected):
-    root = tmp_path / "repo"
-    root.mkdir()
-    for folder in ("config", "pipelines"):
-        (root / folder).symlink_to(REPO / folder)
+    root = copy_repo(tmp_path / "repo")
     assert deploy_main(["--root", str(root), *args]) == 2
     assert expected in capsys.readouterr().err
     assert not (root / ".amlops").exists()
@@ -211,8 +208,14 @@ def test_exit_code_and_single_line_from_a_real_process(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_the_shipped_config_loads(tmp_path):
-    config = load_config("local", REPO)
+@pytest.mark.parametrize("env", sorted(p.stem for p in (REPO / "config").glob("*.yml")))
+def test_every_config_in_the_repository_loads(env):
+    """Whatever the user made of them: what deploy --env would read must load."""
+    assert load_config(env, REPO).env == env
+
+
+def test_the_sample_config_loads(tmp_path):
+    config = load_config("local", copy_repo(tmp_path / "repo"))
     assert config.workspace.backend == "local"
-    assert {d.name for d in config.datasets} >= {"diabetes"}
-    assert config.pipeline("train").settings["task"] in ("regression", "classification")
+    assert {d.name for d in config.datasets} == {"diabetes", "diabetes-scoring"}
+    assert config.pipeline("train").settings["task"] == "regression"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -137,7 +137,11 @@ class Backend(Protocol):
         *,
         plan: bool,
         pipelines: Sequence[Pipeline] = (),
-    ) -> list[Change]: ...
+        only: Collection[str] | None = None,
+    ) -> list[Change]:
+        """Reconcile ``schedules`` by name. ``only``: reconcile just the schedules of these
+        pipelines (or named in ``schedules``) and leave every other schedule alone."""
+        ...
 
     def close(self) -> None: ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from amlops.backends.azureml_v1 import auth, preflight
@@ -261,9 +261,16 @@ class AzureMLv1Backend:
         *,
         plan: bool,
         pipelines: Sequence[Pipeline] = (),
+        only: Collection[str] | None = None,
     ) -> list[Change]:
         for p in pipelines:
             self._pipelines[p.name] = p
+        in_scope = None
+        if only is not None:
+            # A schedule targets an endpoint by id: those of the pipelines in scope.
+            found = (self._find_endpoint(name) for name in only)
+            ids = {e.id for e in found if e is not None}
+            in_scope = lambda s: s.target in ids  # noqa: E731
         targets: dict[str, Target] = {}
         for name in sorted({s.pipeline for s in schedules}):
             endpoint = find_endpoint(
@@ -289,9 +296,13 @@ class AzureMLv1Backend:
             provider=self.workflow_provider,
             service_endpoint=self.service_endpoint,
             plan=plan,
+            in_scope=in_scope,
         )
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _find_endpoint(self, name: str) -> Any:
+        return find_endpoint(self.workspace, name, self.workflow_provider, self.service_endpoint)
 
     def _datastore_name(self, name: str) -> str:
         return self.coordinates.datastore(name) if self.coordinates else name

@@ -122,8 +122,10 @@ def reconcile(
     service_endpoint: str | None = None,
     plan: bool,
     now: datetime | None = None,
+    in_scope: Callable[[ExistingSchedule], bool] | None = None,
 ) -> list[Change]:
-    """One active schedule per configured name; managed ones not in config are disabled."""
+    """One active schedule per configured name; managed ones not in config are disabled
+    (of those ``in_scope`` says this deploy may touch)."""
     from azureml.pipeline.core import Schedule
 
     listed = Schedule.list(
@@ -158,6 +160,7 @@ def reconcile(
         target=lambda sc: targets[sc.pipeline].endpoint_id,
         fingerprint=lambda sc: desired_fingerprint(sc, targets[sc.pipeline]),
         cannot_update=cannot_update,
+        in_scope=in_scope,
     )
     changes: list[Change] = []
     for act in actions:

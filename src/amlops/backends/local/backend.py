@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -157,8 +157,10 @@ class LocalBackend:
         *,
         plan: bool,
         pipelines: Sequence[Pipeline] = (),
+        only: Collection[str] | None = None,
     ) -> list[Change]:
-        """Reconcile the configured schedules with the workspace's, by name.
+        """Reconcile the configured schedules with the workspace's, by name (``only``: just
+        those of these pipelines; see the Backend protocol).
 
         Parameters are checked against what each schedule will run: the version this deploy
         published, else the endpoint's default version (``pipelines`` is not needed locally).
@@ -172,7 +174,7 @@ class LocalBackend:
                 continue  # reconcile says "publish first"
             kinds[name] = parameter_kinds(pipeline)
         return reconcile_schedules(
-            self.ws, self.store, schedules, kinds, where=self.config_file, plan=plan
+            self.ws, self.store, schedules, kinds, where=self.config_file, plan=plan, only=only
         )
 
     # --- queries -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,14 +76,16 @@ def reconcile(
     *,
     where: str,
     plan: bool,
+    only: Collection[str] | None = None,
 ) -> list[Change]:
-    """Make the workspace's schedules match config; ``kinds`` maps pipeline -> parameter kinds."""
+    """Make the workspace's schedules match config; ``kinds`` maps pipeline -> parameter kinds;
+    ``only``: touch just the schedules of these pipelines."""
     for sc in schedules:
         _validate(ws, sc, kinds, where)
     if plan:
-        return _reconcile(ws, store.db, schedules, plan=True)
+        return _reconcile(ws, store.db, schedules, plan=True, only=only)
     with store.transaction() as db:
-        return _reconcile(ws, db, schedules, plan=False)
+        return _reconcile(ws, db, schedules, plan=False, only=only)
 
 
 def _validate(
@@ -112,7 +114,14 @@ def _validate(
         )
 
 
-def _reconcile(ws: LocalWorkspace, db, schedules: Sequence[ScheduleConfig], *, plan: bool):
+def _reconcile(
+    ws: LocalWorkspace,
+    db,
+    schedules: Sequence[ScheduleConfig],
+    *,
+    plan: bool,
+    only: Collection[str] | None,
+):
     rows = db.execute("SELECT * FROM schedules ORDER BY created_at DESC").fetchall()
     existing = [
         ExistingSchedule(
@@ -127,7 +136,11 @@ def _reconcile(ws: LocalWorkspace, db, schedules: Sequence[ScheduleConfig], *, p
         for row in rows
     ]
     actions = plan_schedules(
-        schedules, existing, target=lambda sc: sc.pipeline, fingerprint=_fingerprint
+        schedules,
+        existing,
+        target=lambda sc: sc.pipeline,
+        fingerprint=_fingerprint,
+        in_scope=None if only is None else lambda s: s.target in only,
     )
     now = time.time()
     changes: list[Change] = []
