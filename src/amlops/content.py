@@ -87,6 +87,16 @@ def hash_tree(path: Path, *, respect_ignore: bool = True) -> str:
     return digest.hexdigest()
 
 
+def file_hashes(folder: Path) -> dict[str, str]:
+    """Each file a snapshot keeps, with a short hash of its bytes: what says which changed."""
+    found = {}
+    for rel, file in walk_files(folder):
+        digest = hashlib.sha256()
+        _hash_file(digest, file)
+        found[rel] = digest.hexdigest()[:16]
+    return found
+
+
 def _all_files(folder: Path) -> Iterator[tuple[str, Path]]:
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         yield file.relative_to(folder).as_posix(), file

@@ -175,8 +175,13 @@ def _run_stage(
                     pipeline, overrides, regenerate_outputs=regenerate_outputs
                 )
                 steps = [
-                    {"name": n, "status": "WouldReuse" if o else "WouldRun", "reused": bool(o)}
-                    for n, o in decisions
+                    {
+                        "name": d.name,
+                        "status": "WouldReuse" if d.reuses else "WouldRun",
+                        "reused": bool(d.reuses),
+                        "why": list(d.why),
+                    }
+                    for d in decisions
                 ]
                 manifest.runs.append({"pipeline": pipeline.name, "run_id": None, "steps": steps})
                 manifest.changes += sum(not s["reused"] and s["name"] in reusable for s in steps)
@@ -205,7 +210,7 @@ def _run_stage(
 def _run_entry(result: RunResult) -> dict[str, Any]:
     steps = []
     for s in result.steps:
-        entry = {"name": s.name, "status": s.status, "reused": s.reused}
+        entry = {"name": s.name, "status": s.status, "reused": s.reused, "why": list(s.why)}
         if s.reused_from:
             entry["reused_from"] = s.reused_from
         if s.summary:
@@ -255,6 +260,8 @@ def render(manifest: Manifest) -> str:
         for s in run["steps"]:
             note = f" (reused from {s['reused_from']})" if s.get("reused_from") else ""
             lines.append(f"  {s['name']}: {s['status']}{note}")
+            if not s["reused"] and s.get("why"):
+                lines.append("    why: " + "; ".join(s["why"]))
             summary = s.get("summary")
             if summary:
                 lines.append(

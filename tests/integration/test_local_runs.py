@@ -143,9 +143,37 @@ def test_plan_says_what_a_run_would_reuse_and_writes_nothing(toy):
     backend, pipeline = toy.backend, toy.pipeline
     backend.run(pipeline())
     runs_before = backend.store.one("SELECT COUNT(*) AS n FROM runs")["n"]
-    plan = dict(backend.plan_run(pipeline(), {"alpha": 0.1}))
-    assert plan["a"] is not None and plan["b"] is None and plan["c"] is None
+    plan = {d.name: d for d in backend.plan_run(pipeline(), {"alpha": 0.1})}
+    assert plan["a"].reuses is not None and plan["b"].reuses is None and plan["c"].reuses is None
+    assert plan["b"].why == ("parameter alpha: 0.5 -> 0.1",)
+    assert plan["c"].why == ("output ob of step b: changed",)
     assert backend.store.one("SELECT COUNT(*) AS n FROM runs")["n"] == runs_before
+
+
+def test_a_step_that_runs_says_why(toy):
+    """What changed since the last run of the step: code, a dataset version, parameters."""
+    backend, pipeline, root = toy.backend, toy.pipeline, toy.root
+    first = backend.run(pipeline())
+    assert {s.name: s.why for s in first.steps}["a"] == ("no earlier run of this step",)
+    (root / "steps" / "b" / "main.py").write_text(
+        (root / "steps" / "b" / "main.py").read_text() + "# tuned\n"
+    )
+    (root / "steps" / "b" / "helper.py").write_text("X = 1\n")
+    (toy.dataset.path / "data.txt").write_text("rows v2")
+    backend.register_datasets([toy.dataset], plan=False)
+    second = {s.name: s for s in backend.run(pipeline(), {"seed": 2}).steps}
+    assert set(second["a"].why) == {"parameter seed: 1 -> 2", "dataset toy-data: v1 -> v2"}
+    assert second["b"].why == (
+        "code: helper.py added, main.py changed",
+        "output oa of step a: changed",
+    )
+    row = backend.store.one(
+        "SELECT why FROM step_runs s JOIN runs r USING (run_id) WHERE s.step='a'"
+        " ORDER BY r.created_at DESC LIMIT 1"
+    )
+    assert json.loads(row["why"]) == list(second["a"].why)
+    third = {s.name: s for s in backend.run(pipeline(), {"seed": 2}).steps}
+    assert third["a"].reused and third["a"].why[0].startswith("nothing it depends on changed")
 
 
 def test_reuse_needs_the_original_outputs_to_still_exist(toy):

@@ -41,6 +41,7 @@ def _downgrade_to_v1(path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.executescript(
             "ALTER TABLE runs DROP COLUMN origin;"
+            "ALTER TABLE step_runs DROP COLUMN reuse_key; ALTER TABLE step_runs DROP COLUMN why;"
             "DROP TABLE schedule_blobs; DROP TABLE schedules;"
             "DROP TABLE endpoint_versions; DROP TABLE endpoints;"
             "UPDATE meta SET value='1' WHERE key='schema_version';"
@@ -57,6 +58,7 @@ def test_an_older_workspace_is_upgraded_in_place_keeping_its_runs(tmp_path):
     assert store.one("SELECT value FROM meta WHERE key='schema_version'")[0] == str(SCHEMA_VERSION)
     assert store.one("SELECT run_id, origin FROM runs")[:] == ("old_run", None)
     assert store.one("SELECT COUNT(*) FROM endpoints")[0] == 0  # the new tables exist
+    assert store.one("SELECT reuse_key, why FROM step_runs") is None  # and new columns
     store.close()
 
 

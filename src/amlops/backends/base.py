@@ -45,6 +45,7 @@ class StepResult:
     duration_s: float | None = None
     log: str | None = None
     summary: dict[str, Any] | None = None
+    why: tuple[str, ...] = ()  # why it ran, or what it reused
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,13 @@ class StageNotOffered(ConfigError):
     """A stage the chosen backend does not have (Azure ML runs pipelines on its cluster)."""
 
 
-# (step name, "<run_id>/<step>" of the run it would reuse, or None: it would run)
-StepDecision = tuple[str, str | None]
+@dataclass(frozen=True)
+class StepDecision:
+    """What a run now would do with one step, and why."""
+
+    name: str
+    reuses: str | None  # "<run_id>/<step>" of the run it would reuse; None: it would run
+    why: tuple[str, ...] = ()
 
 
 class Backend(Protocol):

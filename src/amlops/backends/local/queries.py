@@ -110,6 +110,7 @@ def _runs(backend: WorkspaceReader, verb: str, args: Namespace) -> Any:
                 "outputs": {k: str(backend.ws.abs(v)) for k, v in json.loads(s["outputs"]).items()},
                 "logs": str(backend.ws.abs(s["folder"])) if s["folder"] else None,
                 "summary": json.loads(s["summary"]) if s["summary"] else None,
+                "why": json.loads(s["why"]) if s["why"] else None,
             }
             for s in steps
         ],

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from amlops.backends.base import RunResult, StepResult
+from amlops.backends.base import RunResult, StepDecision, StepResult
+from amlops.backends.local.reuse import fingerprint, notes, reasons, reuse_key
 from amlops.backends.local.step_kinds import Bound, ResolvedInput, command, local_kind
 from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import LocalWorkspace
-from amlops.content import hash_text, hash_tree, snapshot
+from amlops.content import file_hashes, hash_text, hash_tree, snapshot
 from amlops.errors import ConfigError
-from amlops.spec import DataPathParam, DatasetInput, InputRef, Output, Param, Pipeline, Step
+from amlops.spec import DataPathParam, DatasetInput, InputRef, Param, Pipeline, Step
 
 NOT_STARTED, QUEUED, RUNNING = "NotStarted", "Queued", "Running"
 COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
@@ -51,6 +52,15 @@ class _Produced:
 
     fingerprint: str
     outputs: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Decision:
+    inputs: dict[Any, ResolvedInput]
+    fingerprint: str
+    original: Any  # the step_runs row it reuses, or None
+    record: dict[str, Any]  # {"key", "notes"}: kept with the step run
+    why: list[str]
 
 
 @dataclass(frozen=True)
@@ -298,24 +308,24 @@ class Runner:
         pipeline = request.pipeline
         values = pipeline.resolve_parameters(request.parameters)
         produced: dict[str, _Produced] = {}
-        decisions: list[tuple[str, str | None]] = []
+        decisions: list[StepDecision] = []
         steps = pipeline.ordered_steps()
         for step in steps:
             local_kind(step)  # an unknown kind is an error, not "would run"
         for step in steps:
             try:
                 env_hash = self._environment_hash(step, self.store)
-                _, fingerprint, original = self._decide(
-                    step, values, env_hash, produced, request, self.store
-                )
-            except ConfigError:
+                decision = self._decide(step, values, env_hash, produced, request, self.store)
+                fingerprint, why = decision.fingerprint, tuple(decision.why)
+                origin = _origin(decision.original)
+            except ConfigError as exc:
                 # Not registered yet (the register stage would create it): this step, and
                 # so everything downstream, would run.
-                fingerprint, original = secrets.token_hex(16), None
+                fingerprint, origin, why = secrets.token_hex(16), None, (str(exc),)
             # Downstream steps only need the identity of what this step would produce.
             outputs = {o.name: Path(o.name) for o in step.all_outputs()}
             produced[step.name] = _Produced(fingerprint, outputs)
-            decisions.append((step.name, _origin(original)))
+            decisions.append(StepDecision(step.name, origin, why))
         return decisions
 
     # --- one step --------------------------------------------------------------------------
@@ -331,9 +341,11 @@ class Runner:
         """Run (or reuse) one step, writing through ``store``, a connection of this thread."""
         run_id, values, request = run.run_id, run.values, run.request
         step_dir = run.run_dir / step.name
-        inputs, fingerprint, original = self._decide(
+        decision = self._decide(
             step, values, run.env_hashes[step.environment], produced, request, store
         )
+        inputs, fingerprint, original = decision.inputs, decision.fingerprint, decision.original
+        record, why = json.dumps(decision.record, default=str), json.dumps(decision.why)
         prefix = f"[{index}/{run.total}] {step.name}"
 
         if original is not None:
@@ -343,16 +355,19 @@ class Runner:
                 now = time.time()
                 db.execute(
                     "UPDATE step_runs SET status=?, fingerprint=?, reused_from=?, outputs=?,"
-                    " summary=?, start_time=?, end_time=?, exit_code=0"
+                    " summary=?, start_time=?, end_time=?, exit_code=0, reuse_key=?, why=?"
                     " WHERE run_id=? AND step=?",
                     (
                         COMPLETED, fingerprint, origin, original["outputs"],
-                        original["summary"], now, now, run_id, step.name,
+                        original["summary"], now, now, record, why, run_id, step.name,
                     ),
                 )  # fmt: skip
             self._say(f"{prefix}: reused from {origin}")
             summary = json.loads(original["summary"]) if original["summary"] else None
-            result = StepResult(step.name, COMPLETED, True, origin, 0, 0.0, summary=summary)
+            result = StepResult(
+                step.name, COMPLETED, True, origin, 0, 0.0, summary=summary,
+                why=tuple(decision.why),
+            )  # fmt: skip
             return result, _Produced(fingerprint, outputs)
 
         snapshot(step.source_dir, step_dir / "snapshot")
@@ -367,9 +382,18 @@ class Runner:
         start = time.time()
         with store.transaction() as db:
             db.execute(
-                "UPDATE step_runs SET status=?, fingerprint=?, start_time=?, folder=?"
-                " WHERE run_id=? AND step=?",
-                (RUNNING, fingerprint, start, self.ws.rel(step_dir), run_id, step.name),
+                "UPDATE step_runs SET status=?, fingerprint=?, start_time=?, folder=?,"
+                " reuse_key=?, why=? WHERE run_id=? AND step=?",
+                (
+                    RUNNING,
+                    fingerprint,
+                    start,
+                    self.ws.rel(step_dir),
+                    record,
+                    why,
+                    run_id,
+                    step.name,
+                ),  # fmt: skip
             )
         self._say(f"{prefix}: running")
         job_env = self._job_environment(step, bound, run_id, request)
@@ -391,7 +415,7 @@ class Runner:
         self._say(f"{prefix}: {status} in {end - start:.2f} s")
         result = StepResult(
             step.name, status, False, None, exit_code, round(end - start, 3),
-            str(step_dir / "stderr.txt"), summary,
+            str(step_dir / "stderr.txt"), summary, tuple(decision.why),
         )  # fmt: skip
         return result, _Produced(fingerprint, outputs)
 
@@ -524,16 +548,38 @@ class Runner:
         produced: dict[str, _Produced],
         request: RunRequest,
         store: Store,
-    ) -> tuple[dict[Any, ResolvedInput], str, Any]:
-        """The step's bound inputs, its fingerprint, and the earlier step run it may reuse."""
+    ) -> _Decision:
+        """The step's bound inputs, its fingerprint, the earlier step run it may reuse, and
+        why it runs (or what it reuses)."""
         inputs = {
             i: self._resolve_input(i, values, produced, step, store) for i in step.all_inputs()
         }
-        fingerprint = _fingerprint(step, hash_tree(step.source_dir), values, env_hash, inputs)
+        key = reuse_key(step, file_hashes(step.source_dir), values, env_hash, inputs)
+        fp = fingerprint(key)
+        record = {"key": key, "notes": notes(inputs)}
         original = None
         if step.allow_reuse and not request.regenerate_outputs:
-            original = self._reusable(fingerprint, store)
-        return inputs, fingerprint, original
+            original = self._reusable(fp, store)
+        if original is not None:
+            why = [f"nothing it depends on changed since {_origin(original)}"]
+        elif not step.allow_reuse:
+            why = ["allow_reuse is off: it runs every time"]
+        elif request.regenerate_outputs:
+            why = ["--regenerate-outputs"]
+        else:
+            before = self._last_record(request.pipeline.name, step.name, store)
+            why = reasons(key, record["notes"], before)
+        return _Decision(inputs, fp, original, record, why)
+
+    def _last_record(self, pipeline: str, step: str, store: Store) -> dict[str, Any] | None:
+        """The reuse key of the last run of this step of this pipeline, if one was kept."""
+        row = store.one(
+            "SELECT s.reuse_key FROM step_runs s JOIN runs r ON r.run_id = s.run_id"
+            " WHERE r.pipeline=? AND s.step=? AND s.reuse_key IS NOT NULL"
+            " ORDER BY s.start_time DESC LIMIT 1",
+            (pipeline, step),
+        )
+        return json.loads(row["reuse_key"]) if row else None
 
     def _resolve_input(
         self,
@@ -549,18 +595,23 @@ class Runner:
             )
             if producer is None:  # Pipeline validation makes this unreachable
                 raise ConfigError(f"step {step.name!r}: output {item.output.name!r} not produced")
+            name = next(n for n, p in produced.items() if p is producer)
             # AML semantics: downstream reuse follows the producer's identity, not its bytes.
             identity = hash_text("output", producer.fingerprint, item.output.name)
-            return ResolvedInput(producer.outputs[item.output.name], "file", identity)
+            label = f"output {item.output.name} of step {name}"
+            return ResolvedInput(producer.outputs[item.output.name], "file", identity, label)
         if isinstance(item, DatasetInput):
             row = self._dataset_row(item, step, store)
             props = json.loads(row["properties"])
             path = self.ws.abs(row["path"])
             identity = hash_text("dataset", row["content_hash"])
-            return ResolvedInput(path, props["kind"], identity, str(row["version"]))
+            version = str(row["version"])
+            label = f"dataset {item.dataset}"
+            return ResolvedInput(path, props["kind"], identity, label, f"v{version}", version)
         path = self._datapath(item, values)
         identity = hash_text("datapath", hash_tree(path, respect_ignore=False))
-        return ResolvedInput(path, item.kind, identity)
+        label = f"data path {item.name}"
+        return ResolvedInput(path, item.kind, identity, label, str(values[item.name]))
 
     def _datapath(self, item: DataPathParam, values: dict[str, Any]) -> Path:
         datastore, _, rel = str(values[item.name]).partition("/")
@@ -612,38 +663,6 @@ class Runner:
 
 def _origin(row) -> str | None:
     return f"{row['run_id']}/{row['step']}" if row is not None else None
-
-
-def _fingerprint(
-    step: Step,
-    source_hash: str,
-    values: dict[str, Any],
-    env_hash: str,
-    inputs: dict[Any, ResolvedInput],
-) -> str:
-    """What decides reuse: v1's fingerprint (name, script, arguments, parameter values, source
-    content) plus the environment's content and the inputs' identities."""
-
-    def token(value: Any) -> Any:
-        if isinstance(value, Param):
-            return ["param", value.name, values[value.name]]
-        if isinstance(value, DataPathParam | InputRef | DatasetInput):
-            return ["input", inputs[value].identity]
-        if isinstance(value, Output):
-            return ["output", value.name]
-        return value
-
-    doc: dict[str, Any] = {
-        "type": type(step).__name__,
-        "name": step.name,
-        "source": source_hash,
-        "environment": env_hash,
-        "arguments": [token(a) for a in step.arguments],
-        "inputs": sorted(token(i)[1] for i in step.all_inputs()),
-        "outputs": sorted(o.name for o in step.all_outputs()),
-    }
-    doc.update(local_kind(step).reuse_key(step, token))
-    return hash_text(json.dumps(doc, sort_keys=True, default=str))
 
 
 def _tail(file: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -30,6 +30,8 @@ class ResolvedInput:
     path: Path
     kind: str  # "file" | "tabular"
     identity: str  # what the fingerprint sees: content or producer, never the path
+    label: str  # how a person names it: "dataset diabetes", "output prepared of step prep"
+    note: str | None = None  # what tells two identities apart for a person: "v2", a path
     dataset_version: str | None = None
 
 

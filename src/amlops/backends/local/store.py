@@ -12,7 +12,7 @@ from typing import Any
 
 from amlops.errors import AmlopsError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS step_runs (
     folder TEXT,                   -- relative to the workspace
     outputs TEXT NOT NULL DEFAULT '{}',   -- JSON {output name: folder relative to workspace}
     summary TEXT,                  -- JSON, from steps that write one (ParallelStep)
+    reuse_key TEXT,                -- JSON {"key", "notes"}: what the fingerprint hashed
+    why TEXT,                      -- JSON list: why it ran, or what it reused
     PRIMARY KEY (run_id, step)
 );
 CREATE INDEX IF NOT EXISTS step_runs_fingerprint ON step_runs (fingerprint, status);
@@ -99,7 +101,13 @@ CREATE TABLE IF NOT EXISTS schedule_blobs (
 """
 
 # Each entry brings a workspace from version N to N+1; run once, inside one transaction.
-MIGRATIONS = {1: "ALTER TABLE runs ADD COLUMN origin TEXT"}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE runs ADD COLUMN origin TEXT",),
+    2: (
+        "ALTER TABLE step_runs ADD COLUMN reuse_key TEXT",
+        "ALTER TABLE step_runs ADD COLUMN why TEXT",
+    ),
+}
 
 
 BUSY_TIMEOUT = 30.0
@@ -167,7 +175,8 @@ class Store:
             found = self._schema_version()  # again, under the write lock
             if 0 < found < SCHEMA_VERSION:
                 for version in range(found, SCHEMA_VERSION):
-                    db.execute(MIGRATIONS[version])
+                    for statement in MIGRATIONS[version]:
+                        db.execute(statement)
             # CREATE ... IF NOT EXISTS: adds what is new, leaves what exists.
             for statement in SCHEMA.split(";"):
                 if statement.strip():
