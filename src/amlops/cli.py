@@ -193,6 +193,14 @@ def inspect_parser() -> argparse.ArgumentParser:
         show.add_argument("name", help="run id" if noun == "runs" else "name")
         if noun not in ("runs", "endpoints", "schedules"):
             show.add_argument("--version", default=None)
+        if noun == "runs":
+            logs = verbs.add_parser("logs", help="print a run's step logs (stdout and stderr)")
+            _add_common(logs)
+            logs.add_argument("name", help="run id")
+            logs.add_argument("step", nargs="?", default=None, help="one step (default: all)")
+            logs.add_argument(
+                "--follow", "-f", action="store_true", help="keep printing until the run ends"
+            )
     serve = sub.add_parser(
         "serve", help="serve the published endpoints over REST and fire the schedules"
     )
@@ -320,6 +328,8 @@ def run_inspect(args: argparse.Namespace) -> int:
         return run_export(args)
     reader = _workspace(args)
     try:
+        if args.command == "runs" and args.verb == "logs":
+            return queries.print_logs(reader, args.name, args.step, follow=args.follow)
         if args.command == "mlflow-ui":
             argv = queries.mlflow_ui_command(reader, args.host, args.port)
             print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop)", file=sys.stderr)

@@ -300,3 +300,53 @@ def _int(value: str, key: str) -> int:
     if not value.isdigit():
         raise ConfigError(f"{key} {value!r}: must be a version number or 'latest'")
     return int(value)
+
+
+LOG_FILES = ("stdout.txt", "stderr.txt")
+FOLLOW_POLL_S = 0.5
+
+
+def print_logs(
+    reader: WorkspaceReader, run_id: str, step: str | None, *, follow: bool, out=None
+) -> int:
+    """Each step's stdout and stderr, in step order, headed by the step's name; with
+    ``follow``, what steps go on writing too, until the run is no longer Queued or Running."""
+    out = out or sys.stdout
+    with reader._lock:
+        run = reader.store.one("SELECT status FROM runs WHERE run_id=?", (run_id,))
+        names = [
+            r["step"]
+            for r in reader.store.all(
+                "SELECT step FROM step_runs WHERE run_id=? ORDER BY seq", (run_id,)
+            )
+        ]
+    if run is None:
+        raise ConfigError(f"run {run_id!r} not found (see: amlops runs list)")
+    if step is not None and step not in names:
+        raise ConfigError(f"run {run_id!r} has no step {step!r} (steps: {', '.join(names)})")
+    offsets: dict[Path, int] = {}
+    shown: set[Path] = set()
+    while True:
+        for name in [step] if step else names:
+            folder = reader.ws.runs / run_id / name
+            for log in LOG_FILES:
+                file = folder / log
+                if not file.is_file():
+                    continue
+                with file.open("rb") as fh:
+                    fh.seek(offsets.get(file, 0))
+                    text = fh.read()
+                    offsets[file] = fh.tell()
+                if text:
+                    if file not in shown:
+                        out.write(f"==> {name}/{log} <==\n")
+                        shown.add(file)
+                    out.write(text.decode(errors="replace"))
+                    out.flush()
+        if not follow:
+            return 0
+        with reader._lock:
+            status = reader.store.one("SELECT status FROM runs WHERE run_id=?", (run_id,))
+        if status["status"] not in ("Queued", "Running", "NotStarted"):
+            follow = False  # one last read: what was written as it ended
+        time.sleep(FOLLOW_POLL_S)
