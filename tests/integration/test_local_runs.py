@@ -16,7 +16,7 @@ import pytest
 from amlops.backends.local.backend import LocalBackend
 from amlops.backends.local.runner import Runner, RunRequest
 from amlops.config import DatasetConfig
-from amlops.spec import Output, Pipeline, ScriptStep
+from amlops.spec import DatasetInput, Output, ParallelStep, Pipeline, ScriptStep
 
 
 def reused(result) -> dict[str, bool]:
@@ -289,7 +289,7 @@ CTRL_C_SCRIPT = """\
 import sys
 from pathlib import Path
 from amlops.backends.local.backend import LocalBackend
-from amlops.spec import Output, Pipeline, ScriptStep
+from amlops.spec import DatasetInput, Output, ParallelStep, Pipeline, ScriptStep
 
 root = Path(sys.argv[1])
 step = ScriptStep("nap", root / "nap", arguments=["--out", Output("o")])
@@ -366,3 +366,43 @@ def test_branches_finishing_together_hand_each_consumer_its_own_outputs(toy):
             assert output_of(backend, result.run_id, name, name).is_relative_to(
                 backend.ws.runs / result.run_id
             )
+
+
+def test_a_failed_step_names_the_exception_and_where_its_traceback_is(toy):
+    backend, root = toy.backend, toy.root
+    folder = root / "steps" / "broken"
+    folder.mkdir()
+    (folder / "main.py").write_text(
+        "import logging\n"
+        "logging.warning('starting')\n"
+        "columns = {'id': 1}\n"
+        "print(columns['row_id'])\n"
+    )
+    result = backend.run(Pipeline("broken", [ScriptStep("s", folder)]))
+    assert result.status == "Failed"
+    first = result.error.splitlines()[0]
+    stderr = backend.ws.runs / result.run_id / "s" / "stderr.txt"
+    assert first == f"step 's' failed (exit code 1): KeyError: 'row_id' (traceback in {stderr}:2)"
+
+
+def test_a_parallel_step_failing_in_init_names_the_real_exception(toy):
+    """Not the driver's closing 'init() failed': the entry script's own exception."""
+    backend, root = toy.backend, toy.root
+    folder = root / "steps" / "score"
+    folder.mkdir()
+    (folder / "score.py").write_text(
+        "def init():\n"
+        "    raise LookupError('Registered Model with name=m not found')\n\n"
+        "def run(batch):\n"
+        "    return batch\n"
+    )
+    step = ParallelStep(
+        "score", folder, inputs=[DatasetInput("toy-data")], output=Output("o"),
+        process_count_per_node=1,
+    )  # fmt: skip
+    result = backend.run(Pipeline("scoring", [step]))
+    assert result.status == "Failed"
+    first = result.error.splitlines()[0]
+    assert first.startswith(
+        "step 'score' failed (exit code 1): LookupError: Registered Model with name=m not found"
+    ), result.error

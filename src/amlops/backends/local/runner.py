@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from amlops.backends.base import RunResult, StepDecision, StepResult
 from amlops.backends.local.reuse import fingerprint, notes, reasons, reuse_key
 from amlops.backends.local.step_kinds import Bound, ResolvedInput, command, local_kind
+from amlops.backends.local.step_logs import failure_message
 from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import LocalWorkspace
 from amlops.content import file_hashes, hash_text, hash_tree, snapshot
@@ -29,7 +30,6 @@ from amlops.spec import DataPathParam, DatasetInput, InputRef, Param, Pipeline, 
 
 NOT_STARTED, QUEUED, RUNNING = "NotStarted", "Queued", "Running"
 COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
-LOG_TAIL_LINES = 20
 _NON_WORD = re.compile(r"[~\W]")
 # The run-identity variables of an AML job (azureml-core run.py Run._load_scope and
 # authentication.py; azureml-mlflow service_context_loader.py) and MLflow's run variables.
@@ -207,10 +207,7 @@ class Runner:
             failed = self._run_steps(pipeline, steps, run, finished)
             if failed is not None:
                 status = failed.status
-                error = f"step {failed.name!r} failed (exit code {failed.exit_code})"
-                tail = _tail(run_dir / failed.name / "stderr.txt")
-                if tail:
-                    error += f":\n{tail}"
+                error = failure_message(failed.name, failed.exit_code, run_dir / failed.name)
         except KeyboardInterrupt:
             status, error = CANCELED, "canceled by the user"
             raise
@@ -663,10 +660,3 @@ class Runner:
 
 def _origin(row) -> str | None:
     return f"{row['run_id']}/{row['step']}" if row is not None else None
-
-
-def _tail(file: Path, lines: int = LOG_TAIL_LINES) -> str:
-    if not file.exists():
-        return ""
-    text = file.read_text(errors="replace").rstrip().splitlines()
-    return "\n".join(text[-lines:])
