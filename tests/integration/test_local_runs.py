@@ -15,6 +15,7 @@ import pytest
 
 from amlops.backends.local.backend import LocalBackend
 from amlops.backends.local.runner import Runner, RunRequest
+from amlops.backends.local.store import Store
 from amlops.config import DatasetConfig
 from amlops.spec import DatasetInput, Output, ParallelStep, Pipeline, ScriptStep
 
@@ -406,3 +407,43 @@ def test_a_parallel_step_failing_in_init_names_the_real_exception(toy):
     assert first.startswith(
         "step 'score' failed (exit code 1): LookupError: Registered Model with name=m not found"
     ), result.error
+
+
+def test_a_running_step_s_output_reaches_the_terminal_as_it_is_written(toy):
+    """The lines show before the step ends, prefixed with its name; the logs keep them too."""
+    import io
+    import threading
+
+    backend, root = toy.backend, toy.root
+    folder = root / "steps" / "talk"
+    folder.mkdir()
+    gate = root / "gate"
+    (folder / "main.py").write_text(
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "print('first line', flush=True)\n"
+        "print('to stderr', file=sys.stderr, flush=True)\n"
+        f"while not Path({str(gate)!r}).exists():\n"
+        "    time.sleep(0.05)\n"
+        "print('last, no newline', end='')\n"
+    )
+    progress = io.StringIO()
+    done: list = []
+
+    def run() -> None:  # in a thread of its own, with its own connection, as serve does
+        store = Store(backend.store.path)
+        request = RunRequest(Pipeline("talk", [ScriptStep("t", folder)]), {})
+        done.append(Runner(backend.ws, store, progress).run(request))
+        store.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while "  t | to stderr" not in progress.getvalue():
+        assert time.monotonic() < deadline, progress.getvalue()
+        time.sleep(0.05)
+    assert "  t | first line" in progress.getvalue() and not done  # still running
+    gate.touch()
+    thread.join(timeout=60)
+    assert done[0].status == "Completed"
+    assert "  t | last, no newline\n" in progress.getvalue()

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from amlops.backends.base import RunResult, StepDecision, StepResult
 from amlops.backends.local.reuse import fingerprint, notes, reasons, reuse_key
 from amlops.backends.local.step_kinds import Bound, ResolvedInput, command, local_kind
-from amlops.backends.local.step_logs import failure_message
+from amlops.backends.local.step_logs import Echo, failure_message
 from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import LocalWorkspace
 from amlops.content import file_hashes, hash_text, hash_tree, snapshot
@@ -515,7 +515,7 @@ class Runner:
                 argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True
             )
             try:
-                with self.cancel.watching(proc):
+                with self.cancel.watching(proc), Echo(step_dir, step.name, self.progress):
                     exit_code = proc.wait()
                 if self.cancel.is_set():
                     raise KeyboardInterrupt

@@ -8,7 +8,9 @@ not the driver's closing ``init() failed``.
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
+from typing import TextIO
 
 LOG_TAIL_LINES = 20
 LOGS = ("stderr.txt", "stdout.txt")  # in the order they are searched
@@ -53,3 +55,54 @@ def failure_message(step: str, exit_code: int | None, step_dir: Path) -> str:
         message += f": {line} (traceback in {file}:{number})"
     last = tail(step_dir / "stderr.txt")
     return f"{message}\n{last}" if last else message
+
+
+ECHO_POLL_S = 0.1
+
+
+class Echo:
+    """While a step runs, copy the lines it writes to its log files to ``stream``, prefixed
+    with the step's name: its output (a ParallelStep's progress too) is seen as it happens,
+    while the files stay the record."""
+
+    def __init__(self, step_dir: Path, step: str, stream: TextIO):
+        self.files = [step_dir / name for name in ("stdout.txt", "stderr.txt")]
+        self.prefix = f"  {step} | "
+        self.stream = stream
+        self._offsets = dict.fromkeys(self.files, 0)
+        self._partial = dict.fromkeys(self.files, b"")
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"echo-{step}", daemon=True)
+
+    def __enter__(self) -> Echo:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self._copy(final=True)
+
+    def _loop(self) -> None:
+        while not self._done.wait(ECHO_POLL_S):
+            self._copy(final=False)
+
+    def _copy(self, *, final: bool) -> None:
+        for file in self.files:
+            try:
+                with file.open("rb") as fh:
+                    fh.seek(self._offsets[file])
+                    data = fh.read()
+            except FileNotFoundError:
+                continue
+            self._offsets[file] += len(data)
+            lines = (self._partial[file] + data).split(b"\n")
+            rest = lines.pop()  # what follows the last newline: a line still being written
+            if final and rest:
+                lines.append(rest)
+                rest = b""
+            self._partial[file] = rest
+            for line in lines:
+                text = line.decode(errors="replace").rstrip("\r")
+                self.stream.write(f"{self.prefix}{text}\n")
+            self.stream.flush()
