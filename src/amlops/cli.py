@@ -321,6 +321,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_inspect(args: argparse.Namespace) -> int:
     from amlops.backends.local import queries
+    from amlops.telemetry import telemetry_off
 
     if args.command == "serve":
         return run_serve(args)
@@ -332,6 +333,7 @@ def run_inspect(args: argparse.Namespace) -> int:
             return queries.print_logs(reader, args.name, args.step, follow=args.follow)
         if args.command == "mlflow-ui":
             argv = queries.mlflow_ui_command(reader, args.host, args.port)
+            telemetry_off(os.environ)  # the UI, exec'd below, reads it
             print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop)", file=sys.stderr)
             os.execv(argv[0], argv)
         rows = reader.query(args.command, args.verb, args)

@@ -160,6 +160,11 @@ class Run:
         ws = self.workspace._workspace()
         if not (ws.root / "mlflow.db").exists():
             return {}
+        import os
+
+        from amlops.telemetry import telemetry_off
+
+        telemetry_off(os.environ)
         import mlflow
 
         client = mlflow.MlflowClient(tracking_uri=ws.mlflow_uri)

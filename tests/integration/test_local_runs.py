@@ -447,3 +447,21 @@ def test_a_running_step_s_output_reaches_the_terminal_as_it_is_written(toy):
     thread.join(timeout=60)
     assert done[0].status == "Completed"
     assert "  t | last, no newline\n" in progress.getvalue()
+
+
+@pytest.mark.parametrize(("user", "seen"), [(None, "true"), ("false", "false")])
+def test_mlflow_telemetry_is_off_in_steps_unless_the_user_turns_it_on(toy, monkeypatch, user, seen):
+    backend, root = toy.backend, toy.root
+    if user is None:
+        monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    else:
+        monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", user)
+    folder = root / "steps" / "env"
+    folder.mkdir()
+    (folder / "main.py").write_text(
+        "import os, sys\nfrom pathlib import Path\n"
+        "Path(sys.argv[2], 'seen').write_text(os.environ['MLFLOW_DISABLE_TELEMETRY'])\n"
+    )
+    step = ScriptStep("env", folder, arguments=["--out", Output("o")], allow_reuse=False)
+    result = backend.run(Pipeline("env", [step]))
+    assert (output_of(backend, result.run_id, "env", "o") / "seen").read_text() == seen

@@ -60,6 +60,11 @@ def _from_tables(db) -> list[dict[str, Any]]:
 
 
 def _from_client(ws: LocalWorkspace) -> list[dict[str, Any]]:
+    import os
+
+    from amlops.telemetry import telemetry_off
+
+    telemetry_off(os.environ)
     import mlflow  # seconds to import: only for a registry the tables above do not describe
 
     client = mlflow.MlflowClient(tracking_uri=ws.mlflow_uri)

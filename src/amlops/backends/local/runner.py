@@ -27,6 +27,7 @@ from amlops.backends.local.workspace import LocalWorkspace
 from amlops.content import file_hashes, hash_text, hash_tree, snapshot
 from amlops.errors import ConfigError
 from amlops.spec import DataPathParam, DatasetInput, InputRef, Param, Pipeline, Step
+from amlops.telemetry import telemetry_off
 
 NOT_STARTED, QUEUED, RUNNING = "NotStarted", "Queued", "Running"
 COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
@@ -505,6 +506,7 @@ class Runner:
         }
         env.update(job_env)
         env["PYTHONUNBUFFERED"] = "1"
+        telemetry_off(env)
         cwd = step_dir / "snapshot"
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH")]))
         with (
