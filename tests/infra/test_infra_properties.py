@@ -296,10 +296,10 @@ def test_readme_rbac_condition_covers_every_role_this_module_assigns():
     readme = (INFRA_DIR / "README.md").read_text(encoding="utf-8")
     condition = readme[readme.index("--condition") :]
     condition = condition[: condition.index("```")]
-    listed = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", condition))
-    assert listed == set(ROLE_DEFINITION_IDS.values()), (
-        f"missing: {set(ROLE_DEFINITION_IDS.values()) - listed}, extra: {listed - set(ROLE_DEFINITION_IDS.values())}"
-    )
+    guid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    listed = set(re.findall(guid, condition))
+    wanted = set(ROLE_DEFINITION_IDS.values())
+    assert listed == wanted, f"missing: {wanted - listed}, extra: {listed - wanted}"
 
 
 def test_private_mode_has_endpoints_for_every_dependency(infra):
@@ -349,9 +349,7 @@ def test_private_mode_turns_public_access_off(infra):
                 "${local.private ? 1 : 0}",
                 "${local.private_dns_zones}",
                 "${local.private_dns_zone_links}",
-            ), (
-                f"{block.address} not private-only"
-            )
+            ), f"{block.address} not private-only"
 
 
 def test_every_variable_is_typed_and_described(infra):
@@ -446,8 +444,9 @@ def test_private_dns_zones_link_extra_networks(infra):
     links = locals_map(infra)
     assert "var.private_dns_zone_link_vnet_ids" in links["dns_link_vnet_ids"]
     assert "azurerm_virtual_network.this[0].id" in links["dns_link_vnet_ids"]
-    assert "setproduct(keys(local.private_dns_zones), keys(local.dns_link_vnet_ids))" in (
-        links["private_dns_zone_links"]
+    assert (
+        "setproduct(keys(local.private_dns_zones), keys(local.dns_link_vnet_ids))"
+        in (links["private_dns_zone_links"])
     )
 
 

@@ -209,9 +209,7 @@ def dump(schema: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--wheel", type=Path, help=f"a downloaded {PACKAGE} (or cdktf) wheel"
-    )
+    parser.add_argument("--wheel", type=Path, help=f"a downloaded {PACKAGE} (or cdktf) wheel")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
