@@ -294,8 +294,9 @@ def test_each_identity_gets_what_its_work_needs(infra):
 def test_readme_rbac_condition_covers_every_role_this_module_assigns():
     """The Terraform identity's RBAC Administrator grant is limited to these role ids."""
     readme = (INFRA_DIR / "README.md").read_text(encoding="utf-8")
-    condition = readme[readme.index("--condition") :]
-    condition = condition[: condition.index("```")]
+    at = readme.index("--condition")
+    # The whole code block that holds the command (the ids sit in a variable above it).
+    condition = readme[readme.rindex("```bash", 0, at) : readme.index("```", at)]
     guid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
     listed = set(re.findall(guid, condition))
     wanted = set(ROLE_DEFINITION_IDS.values())
