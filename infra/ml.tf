@@ -16,33 +16,24 @@ resource "azurerm_machine_learning_workspace" "this" {
   # builds run on the cluster instead (it exists in the VNet and can reach it).
   image_build_compute_name = local.private ? var.compute_cluster_name : null
 
+  # Shared keys are off on the storage account: the system datastores (workspaceblobstore,
+  # workspacefilestore) must use identities from the start. azurerm (>= 4.77) sends this on
+  # create and on every update, so it is set here, once, never flipped by another tool.
+  storage_account_access_type = "Identity"
+
   # The workspace's system identity is the one Azure ML uses for the system datastores
-  # and the studio; the resource provider grants it its roles on the linked resources
-  # at creation (see identity.tf for why Terraform does not repeat them).
+  # and the studio; its storage roles are declared in identity.tf.
   identity {
     type = "SystemAssigned"
   }
 
   tags = local.tags
-}
-
-# Identity-based access to the workspace's own storage (workspaceblobstore,
-# workspacefilestore): without it Azure ML uses account keys, which are disabled.
-# azurerm does not expose systemDatastoresAuthMode yet, so azapi sets that single
-# property on the workspace azurerm manages.
-resource "azapi_update_resource" "workspace_datastore_auth" {
-  type        = "Microsoft.MachineLearningServices/workspaces@2024-10-01-preview"
-  resource_id = azurerm_machine_learning_workspace.this.id
-
-  body = {
-    properties = {
-      systemDatastoresAuthMode = "identity"
-    }
-  }
 
   lifecycle {
-    # A re-created workspace starts with the default (account keys) again.
-    replace_triggered_by = [azurerm_machine_learning_workspace.this.id]
+    precondition {
+      condition     = local.private || !contains(var.protected_environments, var.environment)
+      error_message = "Environment ${var.environment} is in protected_environments and must use network_mode = \"private\" (is the -var-file missing?). To run it in public mode on purpose, remove it from protected_environments."
+    }
   }
 }
 
@@ -61,9 +52,13 @@ resource "azurerm_machine_learning_datastore_blobstorage" "data" {
 
   name                       = each.value.name
   workspace_id               = azurerm_machine_learning_workspace.this.id
-  storage_container_id       = azurerm_storage_container.data[each.value.container].resource_manager_id
+  storage_container_id       = azurerm_storage_container.data[each.value.container].id
   service_data_auth_identity = "WorkspaceSystemAssignedIdentity"
   description                = "${each.key} data (${local.data_containers[each.value.container]}), identity-based access."
+
+  # The workspace identity's storage roles must be in effect when Azure ML checks the
+  # datastore.
+  depends_on = [time_sleep.role_propagation]
 }
 
 # Opt-in trigger datastore, account-key based; see enable_datastore_change_trigger.
@@ -72,7 +67,7 @@ resource "azurerm_machine_learning_datastore_blobstorage" "trigger" {
 
   name                 = "trigger_data"
   workspace_id         = azurerm_machine_learning_workspace.this.id
-  storage_container_id = azurerm_storage_container.trigger[0].resource_manager_id
+  storage_container_id = azurerm_storage_container.trigger[0].id
   account_key          = azurerm_storage_account.trigger[0].primary_access_key
   description          = "Datastore-change schedule trigger (account key, opt-in)."
 }
@@ -108,9 +103,10 @@ resource "azurerm_machine_learning_compute_cluster" "this" {
   tags = local.tags
 
   # The first job must be able to pull images and read data as soon as the cluster
-  # exists; private mode also needs the outbound path and DNS in place.
+  # exists (roles propagated, not just created); private mode also needs the outbound
+  # path and DNS in place.
   depends_on = [
-    azurerm_role_assignment.this,
+    time_sleep.role_propagation,
     azurerm_subnet_nat_gateway_association.compute,
     azurerm_private_endpoint.this,
   ]

@@ -99,28 +99,55 @@ resource "azurerm_subnet_nat_gateway_association" "compute" {
 
 locals {
   # Private DNS zones of the Azure public cloud (sovereign clouds use other suffixes).
-  private_dns_zones = local.private ? {
-    aml_api       = "privatelink.api.azureml.ms"
-    aml_notebooks = "privatelink.notebooks.azure.net"
-    blob          = "privatelink.blob.core.windows.net"
-    file          = "privatelink.file.core.windows.net"
-    queue         = "privatelink.queue.core.windows.net"
-    table         = "privatelink.table.core.windows.net"
-    vault         = "privatelink.vaultcore.azure.net"
-    registry      = "privatelink.azurecr.io"
-  } : {}
+  private_dns_zones = local.private ? merge(
+    {
+      aml_api       = "privatelink.api.azureml.ms"
+      aml_notebooks = "privatelink.notebooks.azure.net"
+      blob          = "privatelink.blob.core.windows.net"
+      file          = "privatelink.file.core.windows.net"
+      queue         = "privatelink.queue.core.windows.net"
+      table         = "privatelink.table.core.windows.net"
+      vault         = "privatelink.vaultcore.azure.net"
+      registry      = "privatelink.azurecr.io"
+    },
+    # Azure Monitor's private link (monitoring.tf) answers on these; its agent solution
+    # packs also use the blob zone above.
+    local.monitor_private ? {
+      monitor  = "privatelink.monitor.azure.com"
+      oms      = "privatelink.oms.opinsights.azure.com"
+      ods      = "privatelink.ods.opinsights.azure.com"
+      agentsvc = "privatelink.agentsvc.azure-automation.net"
+    } : {},
+  ) : {}
+
+  # Every zone is linked to the module's VNet and to each network in
+  # private_dns_zone_link_vnet_ids (a hub, or the network of a self-hosted runner):
+  # without a link, that network resolves the public names, which lead nowhere.
+  dns_link_vnet_ids = local.private ? merge(
+    { module = azurerm_virtual_network.this[0].id },
+    var.private_dns_zone_link_vnet_ids,
+  ) : {}
+  private_dns_zone_links = {
+    for pair in setproduct(keys(local.private_dns_zones), keys(local.dns_link_vnet_ids)) :
+    "${pair[0]}.${pair[1]}" => { zone = pair[0], vnet = pair[1] }
+  }
 
   # One private endpoint per (resource, sub-resource). Storage needs blob and file for
   # the workspace's datastores, queue and table for ParallelRunStep (batch scoring).
-  private_endpoints = local.private ? {
-    workspace = { resource_id = azurerm_machine_learning_workspace.this.id, subresource = "amlworkspace", zones = ["aml_api", "aml_notebooks"] }
-    blob      = { resource_id = azurerm_storage_account.this.id, subresource = "blob", zones = ["blob"] }
-    file      = { resource_id = azurerm_storage_account.this.id, subresource = "file", zones = ["file"] }
-    queue     = { resource_id = azurerm_storage_account.this.id, subresource = "queue", zones = ["queue"] }
-    table     = { resource_id = azurerm_storage_account.this.id, subresource = "table", zones = ["table"] }
-    vault     = { resource_id = azurerm_key_vault.this.id, subresource = "vault", zones = ["vault"] }
-    registry  = { resource_id = azurerm_container_registry.this.id, subresource = "registry", zones = ["registry"] }
-  } : {}
+  private_endpoints = local.private ? merge(
+    {
+      workspace = { resource_id = azurerm_machine_learning_workspace.this.id, subresource = "amlworkspace", zones = ["aml_api", "aml_notebooks"] }
+      blob      = { resource_id = azurerm_storage_account.this.id, subresource = "blob", zones = ["blob"] }
+      file      = { resource_id = azurerm_storage_account.this.id, subresource = "file", zones = ["file"] }
+      queue     = { resource_id = azurerm_storage_account.this.id, subresource = "queue", zones = ["queue"] }
+      table     = { resource_id = azurerm_storage_account.this.id, subresource = "table", zones = ["table"] }
+      vault     = { resource_id = azurerm_key_vault.this.id, subresource = "vault", zones = ["vault"] }
+      registry  = { resource_id = azurerm_container_registry.this.id, subresource = "registry", zones = ["registry"] }
+    },
+    local.monitor_private ? {
+      monitor = { resource_id = azurerm_monitor_private_link_scope.this[0].id, subresource = "azuremonitor", zones = ["monitor", "oms", "ods", "agentsvc", "blob"] }
+    } : {},
+  ) : {}
 }
 
 resource "azurerm_private_dns_zone" "this" {
@@ -132,14 +159,13 @@ resource "azurerm_private_dns_zone" "this" {
 }
 
 resource "azurerm_private_dns_zone_virtual_network_link" "this" {
-  for_each = local.private_dns_zones
+  for_each = local.private_dns_zone_links
 
-  name                  = "link-${local.base_name}"
-  resource_group_name   = local.resource_group_name
-  private_dns_zone_name = azurerm_private_dns_zone.this[each.key].name
-  virtual_network_id    = azurerm_virtual_network.this[0].id
-  registration_enabled  = false
-  tags                  = local.tags
+  name                 = "link-${local.base_name}-${each.value.vnet}"
+  private_dns_zone_id  = azurerm_private_dns_zone.this[each.value.zone].id
+  virtual_network_id   = local.dns_link_vnet_ids[each.value.vnet]
+  registration_enabled = false
+  tags                 = local.tags
 }
 
 resource "azurerm_private_endpoint" "this" {
@@ -164,5 +190,8 @@ resource "azurerm_private_endpoint" "this" {
 
   tags = local.tags
 
-  depends_on = [azurerm_private_dns_zone_virtual_network_link.this]
+  depends_on = [
+    azurerm_private_dns_zone_virtual_network_link.this,
+    azurerm_monitor_private_link_scoped_service.this,
+  ]
 }

@@ -1,4 +1,8 @@
 provider "azurerm" {
+  # azurerm 4+ needs a subscription: this variable, or ARM_SUBSCRIPTION_ID when it is null
+  # (what CI sets). Without either, plan stops with "subscription ID could not be determined".
+  subscription_id = var.subscription_id
+
   # Shared keys are disabled on the storage accounts, so the provider talks to storage
   # with Entra ID tokens only.
   storage_use_azuread = true
@@ -39,5 +43,3 @@ provider "azurerm" {
     }
   }
 }
-
-provider "azapi" {}

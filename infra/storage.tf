@@ -13,7 +13,7 @@ resource "azurerm_storage_account" "this" {
   #checkov:skip=CKV2_AZURE_33:Public mode has no private endpoints by design; private mode creates blob, file, queue and table endpoints (network.tf).
   #checkov:skip=CKV_AZURE_206:Replication is per environment (storage_replication_type); the default ZRS survives a zone outage, prod.tfvars uses GZRS.
   #checkov:skip=CKV2_AZURE_1:Microsoft-managed keys encrypt the data at rest; customer-managed keys would add a key, an identity and a rotation process that no requirement asks for yet.
-  #checkov:skip=CKV_AZURE_33:Classic queue analytics logging is set through the data plane, which this module never calls (features.storage.data_plane_available = false); storage logs go to Log Analytics through diagnostic settings instead (monitoring.tf).
+  #checkov:skip=CKV_AZURE_33:The check wants classic Storage Analytics queue logging (queue_properties.logging), which azurerm 5 no longer offers on this resource; queue logs reach Log Analytics through the queue service's own diagnostic setting instead (monitoring.tf, storage_queue, like blob, file and table).
   name                     = "st${local.unique_name}"
   location                 = var.location
   resource_group_name      = local.resource_group_name
@@ -60,7 +60,7 @@ resource "azurerm_storage_account" "this" {
 }
 
 resource "azurerm_storage_container" "data" {
-  #checkov:skip=CKV2_AZURE_21:Blob reads are logged by the diagnostic setting on the account's blob service (monitoring.tf, allLogs includes StorageRead). The check only accepts azurerm_log_analytics_storage_insights, the legacy path that needs a storage account key, which is disabled here.
+  #checkov:skip=CKV2_AZURE_21:Blob reads are logged by the diagnostic setting on the account's blob service (monitoring.tf storage_blob, allLogs includes StorageRead). The check only accepts azurerm_log_analytics_storage_insights, the legacy path that needs a storage account key, which is disabled here.
   for_each = local.data_containers
 
   name                  = each.value
@@ -81,7 +81,7 @@ resource "azurerm_storage_account" "trigger" {
   #checkov:skip=CKV2_AZURE_33:Only exists in public mode (precondition below), which has no private endpoints by design.
   #checkov:skip=CKV_AZURE_206:Holds small trigger marker files only; losing them loses nothing that cannot be re-sent, so LRS is enough.
   #checkov:skip=CKV2_AZURE_1:Microsoft-managed keys encrypt the data at rest; the account holds trigger marker files only.
-  #checkov:skip=CKV_AZURE_33:Classic queue analytics logging is set through the data plane, which this module never calls (features.storage.data_plane_available = false).
+  #checkov:skip=CKV_AZURE_33:No queue logging at all on this opt-in account: it holds trigger marker files only and no queue is ever used; azurerm 5 has no queue_properties.logging to set anyway.
   count = var.enable_datastore_change_trigger ? 1 : 0
 
   name                     = "st${local.unique_name}t"
@@ -132,7 +132,7 @@ resource "azurerm_storage_account" "trigger" {
 }
 
 resource "azurerm_storage_container" "trigger" {
-  #checkov:skip=CKV2_AZURE_21:Blob reads are logged by the diagnostic setting on the account's blob service is not configured for this opt-in trigger account: it holds marker files only. Storage insights (what the check wants) would also need the account key in Log Analytics.
+  #checkov:skip=CKV2_AZURE_21:No blob read logging on this opt-in trigger account: it holds marker files only, no data. Storage insights (what the check wants) would also put the account key in Log Analytics.
   count = var.enable_datastore_change_trigger ? 1 : 0
 
   name                  = "trigger"

@@ -186,13 +186,14 @@ variable "container_registry_sku" {
 
 variable "compute_cluster_name" {
   type        = string
-  description = "Name of the AmlCompute cluster the pipelines run on (2-16 letters, digits or hyphens, starting with a letter)."
+  description = "Name of the AmlCompute cluster the pipelines run on (3-32 letters, digits or hyphens, starting with a letter, the rule azurerm's ComputeClusterName validator applies)."
   default     = "cpu-cluster"
   nullable    = false
 
   validation {
-    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,14}[a-zA-Z0-9]$", var.compute_cluster_name))
-    error_message = "The value of compute_cluster_name must be 2-16 letters, digits or hyphens, start with a letter and not end with a hyphen."
+    # The provider's own regex (internal/services/machinelearning/validate/compute_cluster_name.go).
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$", var.compute_cluster_name))
+    error_message = "The value of compute_cluster_name must be 3-32 letters, digits or hyphens, start with a letter and not end with a hyphen."
   }
 }
 
@@ -261,9 +262,54 @@ variable "enable_datastore_change_trigger" {
   nullable    = false
 }
 
+variable "subscription_id" {
+  type        = string
+  description = "Subscription to deploy into. Null (the default) uses ARM_SUBSCRIPTION_ID from the environment, as CI does; azurerm 4+ has no other fallback, not even `az account show`."
+  default     = null
+
+  validation {
+    condition     = var.subscription_id == null || can(regex("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", var.subscription_id))
+    error_message = "The value of subscription_id must be a subscription id (a GUID) or null (then ARM_SUBSCRIPTION_ID is used)."
+  }
+}
+
+variable "protected_environments" {
+  type        = list(string)
+  description = "Environments that must use network_mode = \"private\": planning one of them in public mode stops with an error, so a tfvars edit or a missing -var-file cannot expose production. Remove an entry only on purpose."
+  default     = ["prod"]
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for name in var.protected_environments : can(regex("^[a-z][a-z0-9]{1,4}$", name))])
+    error_message = "The value of protected_environments must be a list of environment names (2-5 lowercase letters or digits, starting with a letter)."
+  }
+}
+
+variable "private_dns_zone_link_vnet_ids" {
+  type        = map(string)
+  description = "Private mode: extra virtual networks (key: a short name, value: the VNet's resource id) to link every private DNS zone to, e.g. the hub or the peered network a self-hosted runner lives in. Without a link there, the runner resolves the public names and deploy.py cannot reach the private workspace."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition = alltrue([
+      for key, id in var.private_dns_zone_link_vnet_ids :
+      can(regex("^[a-z0-9-]{1,20}$", key)) && can(regex("(?i)^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/Microsoft\\.Network/virtualNetworks/[^/]+$", id))
+    ])
+    error_message = "The value of private_dns_zone_link_vnet_ids must map short names (1-20 lowercase letters, digits or hyphens) to virtual network resource ids (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Network/virtualNetworks/<name>)."
+  }
+}
+
+variable "monitor_private_link_scope_enabled" {
+  type        = bool
+  description = "Private mode: put Log Analytics and Application Insights behind an Azure Monitor Private Link Scope (private endpoint and DNS in the VNet, public ingestion and query off), as the Azure Verified Module's private example does. Ignored in public mode. Note: a VNet linked to a private link scope reaches only the Azure Monitor resources in that scope."
+  default     = true
+  nullable    = false
+}
+
 variable "deployment_principal_object_id" {
   type        = string
-  description = "Object id of the principal that runs scripts/deploy.py (e.g. the GitHub OIDC service principal). Null grants nothing; otherwise it gets AzureML Data Scientist on the workspace and blob data access on the data containers only."
+  description = "Object id of the principal that runs scripts/deploy.py (in CI the deploy identity's service principal, AZURE_DEPLOY_PRINCIPAL_ID). Null grants the deploy roles to whoever runs Terraform, which is right for one person doing both locally. It gets AzureML Data Scientist on the workspace and blob and file data roles on the storage account."
   default     = null
 
   validation {
@@ -274,12 +320,31 @@ variable "deployment_principal_object_id" {
 
 variable "deployment_principal_type" {
   type        = string
-  description = "Kind of the deployment principal: ServicePrincipal (CI), User or Group."
+  description = "Kind of the deployment principal: ServicePrincipal (CI), User or Group. Ignored when deployment_principal_object_id is null: the grants then go to whoever runs Terraform, whose kind Terraform cannot tell, so none is stated."
   default     = "ServicePrincipal"
   nullable    = false
 
   validation {
     condition     = contains(["ServicePrincipal", "User", "Group"], var.deployment_principal_type)
     error_message = "The value of deployment_principal_type must be ServicePrincipal, User or Group."
+  }
+}
+
+variable "manage_workspace_identity_storage_roles" {
+  type        = bool
+  description = "Assign the workspace's system identity its roles on the storage account (Storage Blob Data Contributor, Storage File Data Privileged Contributor) in Terraform. Azure ML documents granting them itself only for workspaces created in identity mode; declaring them makes them certain and visible. Set false only if apply stops with RoleAssignmentExists because Azure ML already made the same assignment."
+  default     = true
+  nullable    = false
+}
+
+variable "role_propagation_wait" {
+  type        = string
+  description = "How long to wait after creating role assignments before the cluster and datastores that use them (Azure RBAC takes minutes to propagate), as a duration such as 60s or 2m."
+  default     = "90s"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^([0-9]+h)?([0-9]+m)?([0-9]+s)?$", var.role_propagation_wait)) && var.role_propagation_wait != ""
+    error_message = "The value of role_propagation_wait must be a duration such as 30s, 2m or 1m30s."
   }
 }

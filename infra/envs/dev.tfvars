@@ -18,7 +18,8 @@ compute_idle_time_before_scale_down = "PT10M"
 
 enable_datastore_change_trigger = false
 
-# The GitHub OIDC service principal that runs scripts/deploy.py (object id, not app id).
+# Who runs scripts/deploy.py gets its roles: by default whoever runs Terraform; CI passes the
+# deploy identity's object id (AZURE_DEPLOY_PRINCIPAL_ID -> TF_VAR_deployment_principal_object_id).
 # deployment_principal_object_id = "00000000-0000-0000-0000-000000000000"
 
 tags = {

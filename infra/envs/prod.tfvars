@@ -24,7 +24,14 @@ compute_idle_time_before_scale_down = "PT30M"
 
 enable_datastore_change_trigger = false
 
+# Who runs scripts/deploy.py gets its roles: by default whoever runs Terraform; CI passes the
+# deploy identity's object id (AZURE_DEPLOY_PRINCIPAL_ID -> TF_VAR_deployment_principal_object_id).
 # deployment_principal_object_id = "00000000-0000-0000-0000-000000000000"
+
+# The network of the self-hosted runner (hub or peered) must resolve the private endpoints:
+# private_dns_zone_link_vnet_ids = {
+#   hub = "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Network/virtualNetworks/<vnet>"
+# }
 
 tags = {
   cost-center = "ml-platform"

@@ -1,13 +1,16 @@
-"""Check Terraform blocks against the azurerm schema cached from the cdktf jsii assembly.
+"""Check Terraform blocks against the azurerm schema cached from a CDK jsii assembly.
 
-The schema (azurerm_schema.json) comes from tools/azurerm_schema/extract.py. For each
-resource, data source and provider block it records the arguments (required or not) and
-nested blocks. Exceptions live in schema_allowlist.toml, each with a reason.
+The schema (azurerm_schema.json) comes from tools/azurerm_schema/extract.py (the
+cdktn-provider-azurerm package). For each resource, data source and provider block it
+records the arguments (required or not) and nested blocks, and for resources and data
+sources every attribute a reference may read. Exceptions live in schema_allowlist.toml,
+each with a reason.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +122,8 @@ def _check_body(
         return ".".join((root,) + trail + (name,))
 
     for name, value in items(body):
-        if name == "dynamic" and is_block(value):
+        # python-hcl2 marks the inner `label { ... }` as the block, not the list entry.
+        if name == "dynamic" and isinstance(value, list):
             # dynamic "x" { content { ... } } stands for one or more x blocks.
             for dyn in value:
                 for label, spec in items(dyn):
@@ -178,4 +182,54 @@ def _check_body(
         forced = (path_of(name), "required") in allowed
         if (spec["required"] or forced) and name not in present:
             errors.append(f"{where(name)}: missing required block {name!r}")
+    return errors
+
+
+# `azurerm_x.name.attr`, `azurerm_x.name[0].attr`, `data.azurerm_x.name.attr`
+_REFERENCE = re.compile(
+    r"(?<![\w.])(?P<data>data\.)?(?P<type>azurerm_\w+)\.(?P<name>\w+)(?:\[[^\]]*\])?\.(?P<attr>\w+)"
+)
+# `for key, item in azurerm_x.name : ...item.attr...` (also the one-variable form)
+_FOR = re.compile(
+    r"\bfor\s+(?:\w+\s*,\s*)?(?P<var>\w+)\s+in\s+(?P<data>data\.)?(?P<type>azurerm_\w+)\.\w+\s*:"
+)
+
+
+def _code(text: str) -> str:
+    """The text without whole-line comments (they may name attributes in prose)."""
+    return "\n".join(
+        "" if line.lstrip().startswith(("#", "//")) else line for line in text.splitlines()
+    )
+
+
+def check_references(texts: dict[str, str], schema: dict) -> list[str]:
+    """Every attribute read from an azurerm resource or data source exists in the schema.
+
+    The schema's `exported` list is every attribute the provider defines, computed ones
+    included, so a reference to a removed one (azurerm 5 dropped `resource_manager_id`
+    of azurerm_storage_container) is caught here; `terraform validate` would need the
+    provider, which this machine cannot download.
+    """
+    errors = []
+    for file, text in texts.items():
+        code = _code(text)
+        found: list[tuple[int, str, bool, str]] = []
+        for m in _REFERENCE.finditer(code):
+            found.append((m.start(), m["type"], bool(m["data"]), m["attr"]))
+        for m in _FOR.finditer(code):
+            # The loop variable's uses: up to the end of this expression's paragraph.
+            end = code.find("\n\n", m.end())
+            body = code[m.end() : end if end != -1 else len(code)]
+            for use in re.finditer(rf"(?<![\w.]){m['var']}\.(\w+)", body):
+                found.append((m.end() + use.start(), m["type"], bool(m["data"]), use[1]))
+        for offset, type_name, is_data, attr in found:
+            section = schema["data_sources" if is_data else "resources"]
+            if type_name not in section:
+                continue  # unknown types are reported by check()
+            if attr not in section[type_name].get("exported", []):
+                line = code.count("\n", 0, offset) + 1
+                errors.append(
+                    f"{file}:{line}: {'data.' if is_data else ''}{type_name} has no attribute "
+                    f"{attr!r} in the provider schema"
+                )
     return errors

@@ -16,6 +16,19 @@ from infra_hcl import (
     top_blocks,
 )
 
+# Built-in role definition ids (the same in every tenant) of the roles identity.tf assigns;
+# the RBAC Administrator condition in infra/README.md must list exactly these.
+ROLE_DEFINITION_IDS = {
+    "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "Storage File Data Privileged Contributor": "69566ab7-960f-475b-8e7c-b3118f30c6bd",
+    "AcrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
+    "AcrPush": "8311e382-0749-4cb8-b61a-304f252e45ec",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
+    "AzureML Data Scientist": "f6c7c914-8db3-469d-8ca1-694a8f32e121",
+}
+
 DEPLOY_OUTPUTS = {
     "subscription_id",
     "resource_group_name",
@@ -124,11 +137,38 @@ def test_compute_cluster_scales_to_zero_without_keys_or_ssh(infra):
 
 
 def test_workspace_uses_identity_based_storage_access(infra):
+    """Created in identity mode by azurerm itself: azurerm >= 4.77 sends the attribute on
+    create and on every update, so a second tool flipping it (the old azapi update)
+    alternated keys and identity from one apply to the next."""
     workspace = one_resource(infra, "azurerm_machine_learning_workspace", "this")
     assert sub_block(workspace, "identity")["type"] == "SystemAssigned"
-    update = one_resource(infra, "azapi_update_resource", "workspace_datastore_auth")
-    assert update["resource_id"] == "${azurerm_machine_learning_workspace.this.id}"
-    assert update["body"]["properties"]["systemDatastoresAuthMode"] == "identity"
+    assert workspace["storage_account_access_type"] == "Identity"
+    everything = "\n".join(p.read_text(encoding="utf-8") for p in INFRA_DIR.glob("*.tf"))
+    assert "azapi" not in everything, "nothing else may set the workspace's auth mode"
+    assert "systemDatastoresAuthMode" not in everything
+
+
+def test_prod_cannot_be_public_by_accident(infra):
+    workspace = one_resource(infra, "azurerm_machine_learning_workspace", "this")
+    (precondition,) = sub_block(workspace, "lifecycle")["precondition"]
+    assert precondition["condition"] == (
+        "${local.private || !contains(var.protected_environments, var.environment)}"
+    )
+    (variable,) = [
+        b for b in top_blocks(infra, "variable") if b.labels == ("protected_environments",)
+    ]
+    assert variable.body["default"] == ["prod"]
+
+
+def test_roles_propagate_before_anything_uses_them(infra):
+    sleep = one_resource(infra, "time_sleep", "role_propagation")
+    assert sleep["create_duration"] == "${var.role_propagation_wait}"
+    assert "azurerm_role_assignment.this" in sleep["triggers"]["assignments"]
+    cluster = one_resource(infra, "azurerm_machine_learning_compute_cluster", "this")
+    assert "${time_sleep.role_propagation}" in cluster["depends_on"]
+    assert "${azurerm_role_assignment.this}" not in cluster["depends_on"]
+    datastore = one_resource(infra, "azurerm_machine_learning_datastore_blobstorage", "data")
+    assert datastore["depends_on"] == ["${time_sleep.role_propagation}"]
 
 
 def test_data_datastores_hold_no_credentials(infra):
@@ -186,27 +226,88 @@ def test_no_role_assignment_wider_than_a_resource(infra):
     assert '"/subscriptions/' not in everything
 
 
+def _grants(infra) -> dict[str, dict]:
+    """identity.tf's role table: key -> {role, principal, scope} as written in the HCL."""
+    text = (INFRA_DIR / "identity.tf").read_text(encoding="utf-8")
+    grants = {}
+    for match in re.finditer(r"^\s{6}(\w+) = \{\n(.*?)^\s{6}\}", text, re.MULTILINE | re.DOTALL):
+        body = dict(re.findall(r"^\s*(\w+)\s*=\s*(.+?)\s*$", match[2], re.MULTILINE))
+        grants[match[1]] = {
+            "role": body["role"].strip('"'),
+            "principal": body["principal_id"],
+            "scope": body["scope"],
+        }
+    return grants
+
+
 def test_role_assignments_are_the_narrow_built_in_roles(infra):
     text = (INFRA_DIR / "identity.tf").read_text(encoding="utf-8")
-    roles = set(re.findall(r'role\s*=\s*"([^"]+)"', text))
-    assert roles == {
-        "Storage Blob Data Contributor",
-        "AcrPull",
-        "Key Vault Secrets User",
-        "AzureML Data Scientist",
-    }
+    roles = {g["role"] for g in _grants(infra).values()}
+    assert roles == set(ROLE_DEFINITION_IDS), "a new role needs its id in ROLE_DEFINITION_IDS too"
     assert "Owner" not in roles and "Contributor" not in roles
-    # Every grant carries a comment saying why.
+    # Every grant carries a comment saying why (or shares the one above its group).
     for key in re.findall(r"^\s{6}(\w+) = \{$", text, flags=re.MULTILINE):
         preceding = text[: text.index(f"{key} = {{")].rstrip().splitlines()[-1].strip()
-        assert preceding.startswith("#"), f"role assignment {key!r} has no comment saying why"
+        assert preceding.startswith("#") or preceding == "}", (
+            f"role assignment {key!r} has no comment saying why"
+        )
+
+
+def test_each_identity_gets_what_its_work_needs(infra):
+    grants = _grants(infra)
+
+    def roles(principal: str) -> set[tuple[str, str]]:
+        return {(g["role"], g["scope"]) for g in grants.values() if g["principal"] == principal}
+
+    account = "azurerm_storage_account.this.id"
+    registry = "azurerm_container_registry.this.id"
+    # ParallelRunStep: blob, queue and table on the account (Microsoft's identity-storage doc).
+    assert {
+        ("Storage Blob Data Contributor", account),
+        ("Storage Queue Data Contributor", account),
+        ("Storage Table Data Contributor", account),
+        ("AcrPull", registry),
+        ("AcrPush", registry),
+        ("Key Vault Secrets User", "azurerm_key_vault.this.id"),
+    } <= roles("local.compute_principal")
+    # The deploy stages (register uploads, build, publish, schedule), by default.
+    assert roles("local.deployer_object_id") == {
+        ("AzureML Data Scientist", "azurerm_machine_learning_workspace.this.id"),
+        ("Storage Blob Data Contributor", account),
+        ("Storage File Data Privileged Contributor", account),
+    }
+    # The workspace identity's storage roles, declared rather than assumed.
+    assert roles("local.workspace_principal") == {
+        ("Storage Blob Data Contributor", account),
+        ("Storage File Data Privileged Contributor", account),
+    }
+    text = (INFRA_DIR / "identity.tf").read_text(encoding="utf-8")
+    # Not optional any more: null means "whoever runs Terraform", never "nobody".
+    assert (
+        "coalesce(var.deployment_principal_object_id, data.azurerm_client_config.current.object_id)"
+        in text
+    )
+    # AcrPush only where image builds run on the cluster (private mode, ml.tf).
+    assert re.search(r"local\.private \? \{\s*#[^{]*compute_acr_push = \{", text, re.DOTALL)
+
+
+def test_readme_rbac_condition_covers_every_role_this_module_assigns():
+    """The Terraform identity's RBAC Administrator grant is limited to these role ids."""
+    readme = (INFRA_DIR / "README.md").read_text(encoding="utf-8")
+    at = readme.index("--condition")
+    # The whole code block that holds the command (the ids sit in a variable above it).
+    condition = readme[readme.rindex("```bash", 0, at) : readme.index("```", at)]
+    guid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    listed = set(re.findall(guid, condition))
+    wanted = set(ROLE_DEFINITION_IDS.values())
+    assert listed == wanted, f"missing: {wanted - listed}, extra: {listed - wanted}"
 
 
 def test_private_mode_has_endpoints_for_every_dependency(infra):
     endpoints = locals_map(infra)["private_endpoints"]
-    assert re.fullmatch(r"\$\{local\.private \? \{.*\} : \{\}\}", endpoints, flags=re.DOTALL), (
-        f"private_endpoints should be `local.private ? {{...}} : {{}}`: {endpoints!r}"
-    )
+    assert re.fullmatch(
+        r"\$\{local\.private \? (merge\()?\{.*\}\)? : \{\}\}", endpoints, flags=re.DOTALL
+    ), f"private_endpoints should be `local.private ? ... : {{}}`: {endpoints!r}"
     pattern = r'resource_id = (azurerm_\w+)\.this\.id, subresource = "(\w+)"'
     pairs = set(re.findall(pattern, endpoints))
     assert {
@@ -245,9 +346,11 @@ def test_private_mode_turns_public_access_off(infra):
     for block in resources(infra):
         if block.file.endswith("network.tf") and block.labels[0] != "azurerm_private_endpoint":
             gate = block.body.get("count") or block.body.get("for_each")
-            assert gate in ("${local.private ? 1 : 0}", "${local.private_dns_zones}"), (
-                f"{block.address} not private-only"
-            )
+            assert gate in (
+                "${local.private ? 1 : 0}",
+                "${local.private_dns_zones}",
+                "${local.private_dns_zone_links}",
+            ), f"{block.address} not private-only"
 
 
 def test_every_variable_is_typed_and_described(infra):
@@ -314,7 +417,7 @@ def test_backend_is_partial_azurerm(infra):
     backend = terraform["backend"][0]
     assert list(k for k, _ in items(backend)) == ["azurerm"]
     assert dict(items(backend["azurerm"])) == {}, "backend settings come from -backend-config files"
-    assert terraform["required_providers"][0]["azurerm"]["version"].startswith("~> 4.")
+    # The provider line itself: test_infra_schema.test_required_provider_is_the_schema_line.
     example = parse_text((INFRA_DIR / "backend.example.hcl").read_text(encoding="utf-8"))
     assert {"resource_group_name", "storage_account_name", "container_name", "key"} <= set(example)
     assert example["use_azuread_auth"] is True
@@ -332,3 +435,58 @@ def test_no_unused_variables_or_locals(infra):
         f"local.{name}" for name in locals_map(infra) if not re.search(rf"\blocal\.{name}\b", text)
     ]
     assert not unused, f"declared but never used: {unused}"
+
+
+def test_private_dns_zones_link_extra_networks(infra):
+    """A runner in a hub or peered network resolves the private names only through a link."""
+    link = one_resource(infra, "azurerm_private_dns_zone_virtual_network_link", "this")
+    assert link["for_each"] == "${local.private_dns_zone_links}"
+    assert link["virtual_network_id"] == "${local.dns_link_vnet_ids[each.value.vnet]}"
+    links = locals_map(infra)
+    assert "var.private_dns_zone_link_vnet_ids" in links["dns_link_vnet_ids"]
+    assert "azurerm_virtual_network.this[0].id" in links["dns_link_vnet_ids"]
+    assert (
+        "setproduct(keys(local.private_dns_zones), keys(local.dns_link_vnet_ids))"
+        in (links["private_dns_zone_links"])
+    )
+
+
+def test_every_storage_service_logs_to_log_analytics_with_its_own_metrics(infra):
+    """CKV_AZURE_33's skip points here: queue (and blob, file, table) logs reach Log
+    Analytics. AllMetrics on a storage service is rejected or diffs on every plan."""
+    targets = locals_map(infra)["diagnostic_targets"]
+    for service in ("blob", "file", "queue", "table"):
+        entry = targets.get(f"storage_{service}")
+        assert entry, f"no diagnostic setting for the {service} service: {targets}"
+        assert entry["id"] == f"${{local.storage_id}}/{service}Services/default"
+        assert entry["metrics"] == ["Transaction"], f"{service}: {entry['metrics']}"
+    assert locals_map(infra)["storage_id"] == "${azurerm_storage_account.this.id}"
+    setting = one_resource(infra, "azurerm_monitor_diagnostic_setting", "this")
+    assert setting["for_each"] == "${local.diagnostic_targets}"
+    assert sub_block(setting, "enabled_log")["category_group"] == "allLogs"
+
+
+def test_private_mode_puts_monitoring_behind_a_private_link_scope(infra):
+    scope = one_resource(infra, "azurerm_monitor_private_link_scope", "this")
+    assert scope["count"] == "${local.monitor_private ? 1 : 0}"
+    assert scope["ingestion_access_mode"] == "PrivateOnly"
+    assert scope["query_access_mode"] == "PrivateOnly"
+    scoped = one_resource(infra, "azurerm_monitor_private_link_scoped_service", "this")
+    assert "azurerm_log_analytics_workspace.this.id" in scoped["for_each"]
+    assert "azurerm_application_insights.this.id" in scoped["for_each"]
+    assert locals_map(infra)["monitor_private"] == (
+        "${local.private && var.monitor_private_link_scope_enabled}"
+    )
+    assert 'subresource = "azuremonitor"' in locals_map(infra)["private_endpoints"]
+    workspace = one_resource(infra, "azurerm_log_analytics_workspace", "this")
+    assert workspace["internet_ingestion_access_type"] == (
+        '${local.monitor_private ? "Disabled" : "Enabled"}'
+    )
+    insights = one_resource(infra, "azurerm_application_insights", "this")
+    assert insights["local_authentication_enabled"] is False
+    assert insights["internet_query_enabled"] == "${local.monitor_private ? false : true}"
+
+
+def test_provider_gets_a_subscription(infra):
+    (provider,) = [b for b in top_blocks(infra, "provider") if b.labels == ("azurerm",)]
+    assert provider.body["subscription_id"] == "${var.subscription_id}"

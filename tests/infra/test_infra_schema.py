@@ -1,4 +1,5 @@
-"""Every resource, data source and provider block of infra/ matches the azurerm 4.x schema."""
+"""Every resource, data source and provider block of infra/ matches the azurerm 5.10 schema,
+and so does the provider version infra/ asks for."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from pathlib import Path
 
 import pytest
 from infra_hcl import INFRA_DIR, HclParseError, parse_dir
-from infra_schema import ALLOWLIST_PATH, check, load_allowlist, load_schema
+from infra_schema import ALLOWLIST_PATH, check, check_references, load_allowlist, load_schema
+
+# The provider line infra/ targets is the one the cached schema describes.
+SCHEMA_PACKAGE = "cdktn-provider-azurerm==18.9.0"
+SCHEMA_AZURERM = "5.10.0"
+
+
+def _texts(directory: Path) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.tf"))}
 
 
 @pytest.fixture(scope="module")
@@ -21,17 +30,55 @@ def allowlist():
 
 
 def test_schema_cache_is_the_pinned_provider(schema):
-    assert schema["source"].startswith("cdktf-cdktf-provider-azurerm==14.23.1")
-    assert "azurerm 4.55.0" in schema["source"]
+    assert schema["source"].startswith(SCHEMA_PACKAGE)
+    assert schema["source"].endswith(f"azurerm {SCHEMA_AZURERM}")
     # Spot-check the shape the checker relies on.
     cluster = schema["resources"]["azurerm_machine_learning_compute_cluster"]
     assert cluster["attributes"]["vm_size"] is True
     assert cluster["blocks"]["scale_settings"]["required"] is True
+    # What this provider line is for: identity-mode workspaces (>= 4.77).
+    workspace = schema["resources"]["azurerm_machine_learning_workspace"]
+    assert "storage_account_access_type" in workspace["attributes"]
+    assert "storage_account_access_type" in workspace["exported"]
+
+
+def test_required_provider_is_the_schema_line(infra):
+    """`~> 5.10` with the 5.10 schema: what the check accepts is what Terraform installs."""
+    (terraform,) = infra["infra/terraform.tf"]["terraform"]
+    providers = terraform["required_providers"][0]
+    major, minor, _ = SCHEMA_AZURERM.split(".")
+    assert providers["azurerm"]["source"] == "hashicorp/azurerm"
+    assert providers["azurerm"]["version"] == f"~> {major}.{minor}"
+    # Nothing but azurerm and time (time_sleep, see schema_allowlist.toml).
+    assert set(k for k in providers if not k.startswith("__")) == {"azurerm", "time"}
 
 
 def test_infra_matches_azurerm_schema(infra, schema, allowlist):
     errors = check(infra, schema, allowlist)
     assert not errors, "azurerm schema violations:\n" + "\n".join(errors)
+
+
+def test_references_read_only_attributes_the_provider_has(schema):
+    errors = check_references(_texts(INFRA_DIR), schema)
+    assert not errors, "references to attributes azurerm 5.10 does not have:\n" + "\n".join(errors)
+
+
+def test_reference_check_catches_removed_attributes(schema):
+    """The azurerm 4 spellings this module used are gone from 5.10, direct or in a `for`."""
+    texts = {
+        "old.tf": (
+            "locals {\n"
+            "  a = azurerm_storage_container.data[each.key].resource_manager_id\n"
+            "  b = { for k, c in azurerm_storage_container.data : k => c.resource_manager_id }\n"
+            "  c = data.azurerm_client_config.current.object_id\n"
+            "  d = azurerm_machine_learning_workspace.this.identity[0].principal_id\n"
+            "}\n"
+        )
+    }
+    errors = check_references(texts, schema)
+    assert len(errors) == 2, errors
+    assert all("'resource_manager_id'" in e for e in errors)
+    assert errors[0].startswith("old.tf:2:") and errors[1].startswith("old.tf:3:")
 
 
 def test_allowlist_entries_are_all_used(infra, schema, allowlist):
@@ -113,6 +160,30 @@ def test_checker_reports_missing_blocks_wrong_shapes_and_types(tmp_path, schema,
     assert (
         "extra.tf: data.azurerm_client_config.odd: foo: unknown argument or block 'foo'" in errors
     )
+
+
+def test_checker_checks_dynamic_blocks(tmp_path, schema, allowlist):
+    infra = _copy_infra(tmp_path)
+    (infra / "extra.tf").write_text(
+        'resource "azurerm_monitor_diagnostic_setting" "bad" {\n'
+        '  name               = "x"\n'
+        '  target_resource_id = "id"\n'
+        '  dynamic "metric" {\n'
+        "    for_each = []\n"
+        "    content {}\n"
+        "  }\n"
+        '  dynamic "enabled_log" {\n'
+        "    for_each = []\n"
+        "    content {\n      categroy = 1\n    }\n"
+        "  }\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    errors = "\n".join(check(parse_dir(infra), schema, allowlist))
+    address = "azurerm_monitor_diagnostic_setting.bad"
+    # `metric` was removed in azurerm 5 in favour of enabled_metric.
+    assert f"extra.tf: {address}: metric: dynamic block for unknown block 'metric'" in errors
+    assert f"extra.tf: {address}: enabled_log.categroy: unknown argument or block" in errors
 
 
 def test_checker_enforces_the_features_block(tmp_path, schema, allowlist):

@@ -60,9 +60,10 @@ CASES: dict[str, tuple[list[object], list[object]]] = {
     "key_vault_sku": (["standard", "premium"], ["Standard", "free"]),
     "key_vault_soft_delete_retention_days": ([7, 90], [6, 91, 30.5]),
     "container_registry_sku": (["Basic", "Standard", "Premium"], ["premium", "Classic"]),
+    # azurerm's ComputeClusterName: 3-32 characters (2 passed here before and failed apply).
     "compute_cluster_name": (
-        ["cpu-cluster", "c1", "gpu-cluster-0001"],
-        ["c", "1cluster", "cpu-", "cpu_cluster", "gpu-cluster-00001"],
+        ["cpu-cluster", "c1x", "gpu-cluster-00001", "a" * 32],
+        ["c", "c1", "1cluster", "cpu-", "cpu_cluster", "a" * 33],
     ),
     "compute_vm_size": (
         ["Standard_DS3_v2", "Standard_NC6s_v3"],
@@ -83,6 +84,32 @@ CASES: dict[str, tuple[list[object], list[object]]] = {
         ],
     ),
     "deployment_principal_type": (["ServicePrincipal", "User", "Group"], ["MSI", "user"]),
+    "subscription_id": (
+        ["00000000-0000-0000-0000-000000000000"],
+        ["my-subscription", "", "00000000000000000000000000000000"],
+    ),
+    "protected_environments": ([["prod"], [], ["prod", "uat"]], [["Prod"], ["production"], [""]]),
+    "private_dns_zone_link_vnet_ids": (
+        [
+            {},
+            {
+                "hub": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+                "rg-hub/providers/Microsoft.Network/virtualNetworks/vnet-hub"
+            },
+        ],
+        [
+            {"hub": "vnet-hub"},
+            {
+                "Hub Net": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+                "rg-hub/providers/Microsoft.Network/virtualNetworks/vnet-hub"
+            },
+            {
+                "hub": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+                "rg-hub/providers/Microsoft.Network/virtualNetworks/vnet-hub/subnets/s"
+            },
+        ],
+    ),
+    "role_propagation_wait": (["90s", "2m", "1m30s"], ["", "90", "two minutes", "-1s"]),
 }
 
 INVALID = re.compile(

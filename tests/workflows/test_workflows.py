@@ -357,18 +357,58 @@ def test_azure_auth_is_oidc_only(deploy: dict):
     text = "\n".join(p.read_text() for p in WORKFLOW_FILES)
     assert not SECRET_WORDS.search(text), "no client secret or creds JSON: OIDC only"
     assert "secrets." not in text, "nothing here is secret: ids come from `vars`"
-    logins = 0
+    azure_jobs = 0
     for name, job in jobs(deploy).items():
-        for step in steps(job):
-            if action(step) != "azure/login":
-                continue
-            logins += 1
-            assert job["permissions"].get("id-token") == "write", name
-            args = step["with"]
-            assert set(args) == {"client-id", "tenant-id", "subscription-id"}, name
-            for key in ("client-id", "tenant-id", "subscription-id"):
-                assert "vars." in resolve(args[key], job, deploy), f"{name}: {key} from vars"
-    assert logins
+        env = {**deploy.get("env", {}), **job.get("env", {})}
+        if not any("terraform" in s.get("run", "") or runs_deploy(s) for s in steps(job)):
+            continue
+        azure_jobs += 1
+        assert job["permissions"].get("id-token") == "write", name
+        for key in ("ARM_CLIENT_ID", "AZURE_CLIENT_ID", "ARM_TENANT_ID", "AZURE_TENANT_ID"):
+            assert "vars." in str(env.get(key)), f"{name}: {key} from vars"
+        # A federated `az login` expires and cannot refresh: deploy.py fetches its own
+        # tokens (auth.github_oidc_credential), so there is no azure/login to go stale.
+        assert not any(action(s) == "azure/login" for s in steps(job)), name
+    assert azure_jobs == 4  # plan, dev, prod-plan, prod
+
+
+def test_no_identity_falls_back_to_another(deploy: dict):
+    """`vars.AZURE_PLAN_CLIENT_ID || vars.AZURE_CLIENT_ID` handed the deploy identity to
+    code a pull request controls. No id expression may have a fallback."""
+    for name, job in jobs(deploy).items():
+        for key, value in job.get("env", {}).items():
+            if key.endswith("_ID"):
+                assert "||" not in str(value), f"{name}: {key} = {value}"
+    plan = jobs(deploy)["plan"]
+    assert plan["env"]["ARM_CLIENT_ID"] == "${{ vars.AZURE_PLAN_CLIENT_ID }}"
+    assert plan["env"]["AZURE_CLIENT_ID"] == "${{ vars.AZURE_PLAN_CLIENT_ID }}"
+    assert "vars.AZURE_PLAN_CLIENT_ID != ''" in plan["if"]
+    # Without a plan identity: a job that requests no token and says why.
+    skipped = jobs(deploy)["plan-skipped"]
+    assert "vars.AZURE_PLAN_CLIENT_ID == ''" in skipped["if"]
+    assert skipped["permissions"] == {}
+    (say_why,) = steps(skipped)
+    assert "::notice" in say_why["run"] and "AZURE_PLAN_CLIENT_ID is not set" in say_why["run"]
+
+
+def test_terraform_and_deploy_py_run_as_different_identities(deploy: dict):
+    for name in ("dev", "prod"):
+        env = jobs(deploy)[name]["env"]
+        assert env["ARM_CLIENT_ID"] == "${{ vars.AZURE_TF_CLIENT_ID }}", name
+        assert env["AZURE_CLIENT_ID"] == "${{ vars.AZURE_DEPLOY_CLIENT_ID }}", name
+        # Terraform grants the deploy stages' roles to the deploy identity (identity.tf).
+        principal = env["TF_VAR_deployment_principal_object_id"]
+        assert principal == "${{ vars.AZURE_DEPLOY_PRINCIPAL_ID }}", name
+    # deploy.py's auth, given what these jobs set, is the refreshing GitHub OIDC credential.
+    from amlops.backends.azureml_v1.auth import choose
+
+    job_env = {
+        "ACTIONS_ID_TOKEN_REQUEST_URL": "https://x/token?api-version=2.0",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t",
+        "AZURE_CLIENT_ID": "deploy-client",
+        "AZURE_TENANT_ID": "tenant",
+    }
+    assert choose("auto", job_env, az_on_path=True).mode == "github_oidc"
 
 
 def test_terraform_uses_oidc_and_backend_config_from_vars(deploy: dict):
@@ -400,29 +440,18 @@ def test_setup_terraform_is_a_pinned_recent_version(deploy: dict):
 
 def test_pull_requests_only_plan(deploy: dict):
     pr_jobs = {n: j for n, j in jobs(deploy).items() if "pull_request" in j.get("if", "")}
-    assert pr_jobs, "a plan job for pull requests"
+    assert set(pr_jobs) == {"plan", "plan-skipped"}
     for name, job in pr_jobs.items():
         runs = "\n".join(s.get("run", "") for s in steps(job))
-        assert "terraform fmt -check" in runs and "terraform -chdir=infra plan" in runs, name
         assert "apply" not in runs, name
-        deploys = [s for s in steps(job) if runs_deploy(s)]
-        assert deploys and all(is_plan(s) for s in deploys), name
-        assert '--env "$DEPLOY_ENV"' in deploys[0]["run"] and job["env"]["DEPLOY_ENV"] == "dev"
-        assert any(action(s) == "actions/upload-artifact" for s in steps(job)), name
-
-
-def test_deploy_logs_in_again_right_before_deploying(deploy: dict):
-    """A federated Azure CLI login cannot refresh after ~10 minutes."""
-    assert deploy_jobs(deploy)
-    for name, job in deploy_jobs(deploy).items():
-        job_steps = steps(job)
-        for index, step in enumerate(job_steps):
-            if runs_deploy(step) and not is_plan(step):
-                before = job_steps[index - 1]
-                assert action(before) == "azure/login", f"{name}: log in right before deploy.py"
-                assert before.get("if") == step.get("if"), f"{name}: same condition as deploy.py"
-                plans = [s for s in job_steps[:index] if runs_deploy(s) and is_plan(s)]
-                assert plans, f"{name}: deploy.py --plan first"
+        assert all(is_plan(s) for s in steps(job) if runs_deploy(s)), name
+    job = pr_jobs["plan"]
+    runs = "\n".join(s.get("run", "") for s in steps(job))
+    assert "terraform fmt -check" in runs and "terraform -chdir=infra plan" in runs
+    deploys = [s for s in steps(job) if runs_deploy(s)]
+    assert deploys and all(is_plan(s) for s in deploys)
+    assert '--env "$DEPLOY_ENV"' in deploys[0]["run"] and job["env"]["DEPLOY_ENV"] == "dev"
+    assert any(action(s) == "actions/upload-artifact" for s in steps(job))
 
 
 def test_dev_then_prod_behind_the_prod_environment(deploy: dict):
@@ -433,10 +462,14 @@ def test_dev_then_prod_behind_the_prod_environment(deploy: dict):
     # dev's OIDC subject is the branch (refs/heads/main); prod's is environment:prod.
     assert job_env_name(dev) is None
     assert job_env_name(prod) == "prod"
-    assert prod["needs"] in (dev_name, [dev_name])
-    assert "needs.dev.result == 'success'" in prod["if"]
-    for job in (dev, prod):
-        assert "refs/heads/main" in job["if"]
+    # dev -> prod-runner (fails without a runner) -> prod-plan -> prod (reviewers).
+    all_jobs = jobs(deploy)
+    assert all_jobs["prod-runner"]["needs"] == dev_name
+    assert "needs.dev.result == 'success'" in all_jobs["prod-runner"]["if"]
+    assert "refs/heads/main" in all_jobs["prod-runner"]["if"]
+    assert all_jobs["prod-plan"]["needs"] == "prod-runner"
+    assert prod["needs"] == "prod-plan"
+    assert "refs/heads/main" in dev["if"]
     groups = {dev["concurrency"]["group"], prod["concurrency"]["group"]}
     assert len(groups) == 2, "one concurrency group per environment"
     assert dev["concurrency"]["cancel-in-progress"] is False
@@ -449,8 +482,53 @@ def test_dev_applies_infra_before_deploying(deploy: dict):
         apply = next(i for i, r in enumerate(runs) if "terraform -chdir=infra apply" in r)
         first_deploy = next(i for i, r in enumerate(runs) if "scripts/deploy.py" in r)
         assert apply < first_deploy, name
-        assert "envs/${DEPLOY_ENV}.tfvars" in "\n".join(runs), name
         assert "amlops-${DEPLOY_ENV}.tfstate" in "\n".join(runs), name
+    dev_runs = "\n".join(s.get("run", "") for s in steps(jobs(deploy)["dev"]))
+    assert "envs/${DEPLOY_ENV}.tfvars" in dev_runs
+
+
+def test_prod_reviewers_approve_the_plan_they_saw_and_get_exactly_it(deploy: dict):
+    plan, prod = jobs(deploy)["prod-plan"], jobs(deploy)["prod"]
+    assert job_env_name(plan) == "prod-plan", "not behind the reviewers: it runs first"
+    plan_runs = "\n".join(s.get("run", "") for s in steps(plan))
+    assert "-out=tfplan" in plan_runs
+    assert "terraform -chdir=infra show -no-color tfplan" in plan_runs
+    assert "terraform -chdir=infra apply" not in plan_runs
+    assert "envs/${DEPLOY_ENV}.tfvars" in plan_runs
+    assert any(runs_deploy(s) and is_plan(s) for s in steps(plan))
+    assert "amlops export" in plan_runs
+    assert "$GITHUB_STEP_SUMMARY" in plan_runs, "reviewers read the plans on the run page"
+    uploads = {s["with"]["name"] for s in steps(plan) if action(s) == "actions/upload-artifact"}
+    assert uploads == {"prod-plan", "prod-tfplan"}
+    # The apply job plans nothing itself: it applies the downloaded, reviewed plan file.
+    prod_runs = "\n".join(s.get("run", "") for s in steps(prod))
+    assert "terraform -chdir=infra plan" not in prod_runs
+    assert "apply -input=false -lock-timeout=10m ../tfplan-out/tfplan" in prod_runs
+    (download,) = [s for s in steps(prod) if action(s) == "actions/download-artifact"]
+    assert download["with"]["name"] == "prod-tfplan"
+    # The same provider versions as the plan (a saved plan needs them).
+    assert ".terraform.lock.hcl" in plan_runs and ".terraform.lock.hcl" in prod_runs
+
+
+def test_prod_never_falls_back_to_a_github_hosted_runner(deploy: dict, tmp_path: Path):
+    for name in ("prod-plan", "prod"):
+        assert jobs(deploy)[name]["runs-on"] == "${{ vars.PROD_RUNNER }}", name
+    check = jobs(deploy)["prod-runner"]
+    assert check["permissions"] == {}
+    assert check["env"]["PROD_RUNNER"] == "${{ vars.PROD_RUNNER }}"
+    (step,) = steps(check)
+    assert "::error" in step["run"] and "self-hosted runner inside the prod VNet" in step["run"]
+    script = tmp_path / "check.sh"
+    script.write_text(step["run"])
+    for value, code in (("", 1), ("prod-vnet", 0)):
+        proc = subprocess.run(
+            ["bash", "-e", str(script)],
+            env={"PATH": os.environ["PATH"], "PROD_RUNNER": value},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == code, (value, proc.stdout, proc.stderr)
 
 
 def test_the_make_target_the_deploy_jobs_install_with_exists(deploy: dict):

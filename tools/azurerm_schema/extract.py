@@ -1,17 +1,21 @@
-"""Extract the azurerm provider schema from the cdktf jsii assembly, for offline checks.
+"""Extract the azurerm provider schema from a CDK prebuilt provider's jsii assembly.
 
 The Terraform registry is unreachable from CI, so `terraform providers schema` cannot
-run. The PyPI package ``cdktf-cdktf-provider-azurerm`` ships a jsii assembly generated
-from the provider's own schema (14.23.1 <- azurerm 4.55.0). This script reads that
+run. The prebuilt provider packages on the Python package index ship a jsii assembly
+generated from the provider's own schema. HashiCorp's ``cdktf-cdktf-provider-azurerm``
+stopped at 14.23.1 (azurerm 4.55.0) when CDK for Terraform was sunset; its community
+fork CDK Terrain publishes ``cdktn-provider-azurerm``, whose 18.9.0 is generated from
+azurerm 5.10.0, the newest azurerm schema any reachable registry ships (the npm package
+``@cdktn/provider-azurerm`` lags behind at 16.1.0). This script reads either package's
 assembly and writes a compact JSON of every resource, data source and the provider
 block: for each, its arguments (required or optional) and nested blocks, recursively.
-``tests/infra/test_schema.py`` checks ``infra/`` against the cached file; CI never
-installs the cdktf package.
+``tests/infra/test_infra_schema.py`` checks ``infra/`` against the cached file; CI never
+installs the package.
 
-Re-run (needs PyPI, ~45 MB download, ~30 s):
+Re-run (needs the package index, ~45 MB download, ~30 s):
 
     python3 tools/azurerm_schema/extract.py                      # downloads the wheel
-    python3 tools/azurerm_schema/extract.py --wheel /tmp/x/cdktf_cdktf_provider_azurerm-*.whl
+    python3 tools/azurerm_schema/extract.py --wheel /tmp/x/cdktn_provider_azurerm-*.whl
 
 Output: ``tests/infra/azurerm_schema.json`` (override with ``--output``). The file is
 deterministic (sorted keys, one resource per line) so a re-run diffs cleanly.
@@ -35,8 +39,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-PACKAGE = "cdktf-cdktf-provider-azurerm"
-VERSION = "14.23.1"
+PACKAGE = "cdktn-provider-azurerm"
+VERSION = "18.9.0"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = REPO_ROOT / "tests" / "infra" / "azurerm_schema.json"
 
@@ -46,7 +50,8 @@ _CLASS_LINK = re.compile(
 )
 # "... docs/resources/foo#bar_baz Foo#bar_baz}" -> bar_baz
 _ANCHOR = re.compile(r"#(?P<name>[A-Za-z0-9_]+)\s+\w+#")
-_LOCAL = "@cdktf/provider-azurerm."
+# Both generators: HashiCorp's cdktf and its fork cdktn (same layout, other scope names).
+_CDK = ("cdktf", "cdktn")
 
 
 def download_wheel(dest: Path) -> Path:
@@ -64,7 +69,7 @@ def download_wheel(dest: Path) -> Path:
         ],
         check=True,
     )
-    return next(dest.glob("cdktf_cdktf_provider_azurerm-*.whl"))
+    return next(dest.glob(f"{PACKAGE.replace('-', '_')}-*.whl"))
 
 
 def read_assembly(wheel: Path) -> dict:
@@ -91,37 +96,55 @@ def _tf_name(prop: dict) -> str:
     return _snake(prop["name"])
 
 
-def _block_target(type_ref: dict) -> tuple[str, bool] | None:
+def _block_target(type_ref: dict, local: str) -> tuple[str, bool] | None:
     """If a property's type is a nested block, return (interface fqn, is_single)."""
     fqn = type_ref.get("fqn")
-    if fqn and fqn.startswith(_LOCAL):
+    if fqn and fqn.startswith(local):
         return fqn, True
     for member in type_ref.get("union", {}).get("types", []):
         coll = member.get("collection")
         if coll and coll.get("kind") == "array":
             elem = coll["elementtype"].get("fqn", "")
-            if elem.startswith(_LOCAL):
+            if elem.startswith(local):
                 return elem, False
     return None
 
 
-def describe(types: dict, fqn: str, seen: tuple[str, ...] = ()) -> dict:
+def describe(types: dict, fqn: str, seen: tuple[str, ...] = (), *, local: str = "") -> dict:
     """Schema of one config interface: {"attributes": {name: required}, "blocks": {...}}."""
     if fqn in seen:  # recursive types do not occur in azurerm, but never loop forever
         return {"attributes": {}, "blocks": {}, "recursive": True}
+    local = local or fqn.split(".", 1)[0] + "."  # "@cdktn/provider-azurerm."
     iface = types[fqn]
     attributes: dict[str, bool] = {}
     blocks: dict[str, dict] = {}
     for prop in iface.get("properties", []):
         name = _tf_name(prop)
         required = not prop.get("optional", False)
-        target = _block_target(prop["type"])
+        target = _block_target(prop["type"], local)
         if target is None:
             attributes[name] = required
         else:
-            inner = describe(types, target[0], seen + (fqn,))
+            inner = describe(types, target[0], seen + (fqn,), local=local)
             blocks[name] = {"required": required, "single": target[1], **inner}
     return {"attributes": dict(sorted(attributes.items())), "blocks": dict(sorted(blocks.items()))}
+
+
+def exported(class_def: dict) -> list[str]:
+    """Every attribute a reference may read (``azurerm_x.y.<name>``), computed ones included.
+
+    The config interface lists only what a user sets; the class has a getter for every
+    attribute of the provider's schema, so a removed attribute (``resource_manager_id`` of
+    ``azurerm_storage_container`` in azurerm 5) disappears from here too.
+    """
+    names = {
+        _snake(prop["name"])
+        for prop in class_def.get("properties", [])
+        if not prop.get("static")
+        and not prop["name"].endswith("Input")
+        and prop["name"] != "tfResourceType"
+    }
+    return sorted(names)
 
 
 def extract(assembly: dict) -> dict:
@@ -139,21 +162,26 @@ def extract(assembly: dict) -> dict:
         config = next((p["type"].get("fqn") for p in params if p["name"] == "config"), None)
         if not config:
             continue
-        if base == "cdktf.TerraformProvider":
+        cdk, _, kind = base.partition(".")
+        if cdk not in _CDK:
+            continue
+        if kind == "TerraformProvider":
             provider = describe(types, config)
             continue
-        if base not in ("cdktf.TerraformResource", "cdktf.TerraformDataSource"):
+        if kind not in ("TerraformResource", "TerraformDataSource"):
             continue
         m = _CLASS_LINK.search(type_def.get("docs", {}).get("summary", ""))
         if not m:
             raise SystemExit(f"cannot find the Terraform type name of {type_def['fqn']}")
         provider_version = m.group("version")
         target = resources if m.group("kind") == "resources" else data_sources
-        target[m.group("name")] = describe(types, config)
+        target[m.group("name")] = {**describe(types, config), "exported": exported(type_def)}
     if provider is None:
         raise SystemExit("no provider class found in the assembly")
+    # The Python distribution's name (cdktn-provider-azurerm), which is what --wheel takes.
+    package = assembly.get("targets", {}).get("python", {}).get("distName", assembly["name"])
     return {
-        "source": f"{PACKAGE}=={assembly['version']} (jsii assembly), azurerm {provider_version}",
+        "source": f"{package}=={assembly['version']} (jsii assembly), azurerm {provider_version}",
         "provider": provider,
         "resources": dict(sorted(resources.items())),
         "data_sources": dict(sorted(data_sources.items())),
@@ -181,9 +209,7 @@ def dump(schema: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--wheel", type=Path, help="a downloaded cdktf-cdktf-provider-azurerm wheel"
-    )
+    parser.add_argument("--wheel", type=Path, help=f"a downloaded {PACKAGE} (or cdktf) wheel")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,5 +1,6 @@
-"""Credentials without prompts: Azure CLI (incl. after OIDC azure/login), service principal
-from the environment, or managed identity. Secrets only ever come from the environment."""
+"""Credentials without prompts: GitHub Actions OIDC (a fresh federated token per Entra ID
+token), Azure CLI (incl. after OIDC azure/login), service principal from the environment, or
+managed identity. Secrets only ever come from the environment."""
 
 from __future__ import annotations
 
@@ -17,11 +18,20 @@ SP_SECRET_VARS = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET")
 SP_CERT_VARS = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_CERTIFICATE_PATH")
 FEDERATED_VARS = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE")
 MANAGED_IDENTITY_VARS = ("IDENTITY_ENDPOINT", "MSI_ENDPOINT")
+# A GitHub Actions job with `id-token: write` has the first two; the workflow sets the others.
+GITHUB_OIDC_VARS = (
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+)
+# The audience Entra ID expects in a federated credential's assertion.
+GITHUB_OIDC_AUDIENCE = "api://AzureADTokenExchange"
 
 
 @dataclass(frozen=True)
 class AuthChoice:
-    mode: str  # cli | service_principal | managed_identity
+    mode: str  # cli | service_principal | managed_identity | github_oidc (auto only)
     why: str  # for the log line: what was detected, never a value
 
 
@@ -53,6 +63,12 @@ def choose(
         raise ConfigError(f"workspace.auth: unknown mode {mode!r}")
     if sp:
         return AuthChoice("service_principal", "AZURE_CLIENT_ID/AZURE_TENANT_ID are set")
+    if has(GITHUB_OIDC_VARS):
+        # Before the CLI: an azure/login session is one federated token that expires after
+        # minutes and cannot refresh; this asks GitHub for a new one whenever it needs one.
+        return AuthChoice(
+            "github_oidc", "GitHub Actions OIDC (ACTIONS_ID_TOKEN_REQUEST_URL) with AZURE_CLIENT_ID"
+        )
     if mi:
         return AuthChoice("managed_identity", "a managed identity endpoint is set")
     if az_on_path:
@@ -68,6 +84,8 @@ def credential(choice: AuthChoice, *, managed_identity_client_id: str | None = N
     """An azure-identity credential for ``choice``; nothing is requested until first use."""
     from azure import identity
 
+    if choice.mode == "github_oidc":
+        return github_oidc_credential()
     if choice.mode == "cli":
         return identity.AzureCliCredential()
     if choice.mode == "managed_identity":
@@ -76,6 +94,67 @@ def credential(choice: AuthChoice, *, managed_identity_client_id: str | None = N
     if os.environ.get("AZURE_FEDERATED_TOKEN_FILE") and not os.environ.get("AZURE_CLIENT_SECRET"):
         return identity.WorkloadIdentityCredential()
     return identity.EnvironmentCredential()
+
+
+def github_oidc_assertion(
+    request_url: str, request_token: str, *, timeout: float = 30.0
+) -> Callable[[], str]:
+    """A callable that fetches a new GitHub Actions OIDC token (audience Entra ID) per call."""
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from azure.core.exceptions import ClientAuthenticationError
+
+    separator = "&" if urllib.parse.urlparse(request_url).query else "?"
+    url = f"{request_url}{separator}audience={urllib.parse.quote(GITHUB_OIDC_AUDIENCE, safe='')}"
+
+    def fetch() -> str:
+        request = urllib.request.Request(
+            url,
+            headers={"Authorization": f"bearer {request_token}", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                value = json.load(response).get("value")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            # The message names the endpoint's answer, never the request token.
+            raise ClientAuthenticationError(
+                f"GitHub OIDC token request failed ({type(exc).__name__}: {exc}); does the "
+                "job have `permissions: id-token: write`?"
+            ) from None
+        if not value:
+            raise ClientAuthenticationError("GitHub OIDC token response has no `value`")
+        return value
+
+    return fetch
+
+
+def github_oidc_credential(environ: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+    """azure-identity's ClientAssertionCredential over GitHub's OIDC endpoint.
+
+    ClientAssertionCredential calls the assertion callable each time it acquires a token, so
+    every Entra ID token comes from a freshly issued GitHub token: no stage outlives its
+    login (a federated `az login` cannot refresh once its GitHub token is ~10 minutes old).
+    ``kwargs`` go to the credential (e.g. an azure-core ``transport`` in tests).
+    """
+    from azure.identity import ClientAssertionCredential
+
+    env = os.environ if environ is None else environ
+    missing = [name for name in GITHUB_OIDC_VARS if not env.get(name)]
+    if missing:
+        raise ConfigError(
+            f"workspace.auth: GitHub OIDC needs {', '.join(missing)} in the environment"
+        )
+    return ClientAssertionCredential(
+        tenant_id=env["AZURE_TENANT_ID"],
+        client_id=env["AZURE_CLIENT_ID"],
+        func=github_oidc_assertion(
+            env["ACTIONS_ID_TOKEN_REQUEST_URL"], env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]
+        ),
+        **kwargs,
+    )
 
 
 def azureml_auth(cred: Any) -> Any:
