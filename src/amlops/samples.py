@@ -7,6 +7,9 @@ way scoring data usually lands in a datastore.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 from pathlib import Path
 
 from amlops.errors import ConfigError
@@ -15,8 +18,38 @@ SCORING_FILES = 4
 KEY_COLUMN = "row_id"
 
 
-def materialise(source: str, dest: Path, where: str) -> None:
-    """Write the sample named by ``source`` into the empty folder ``dest``."""
+def materialise(
+    source: str, dest: Path, where: str, *, cache: Path | None = None, fill_cache: bool = False
+) -> None:
+    """Write the sample named by ``source`` into the empty folder ``dest``.
+
+    ``cache``: a folder of samples written before, reused when scikit-learn, pandas and this
+    module are the same (importing scikit-learn takes seconds, and ``deploy --plan`` needs only
+    the sample's content); ``fill_cache`` adds this one to it.
+    """
+    hit = cache / _cache_key(source) if cache is not None else None
+    if hit is not None and hit.is_dir():
+        shutil.copytree(hit, dest, dirs_exist_ok=True)
+        return
+    _write(source, dest, where)
+    if hit is not None and fill_cache:
+        partial = hit.with_name(f".{hit.name}.{os.getpid()}")
+        shutil.copytree(dest, partial)
+        try:
+            partial.rename(hit)  # whole or not at all: a concurrent deploy may win the race
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _cache_key(source: str) -> str:
+    from importlib.metadata import version
+
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    versions = f"sklearn{version('scikit-learn')}-pandas{version('pandas')}"
+    return f"{source.replace(':', '-')}-{versions}-{code}"
+
+
+def _write(source: str, dest: Path, where: str) -> None:
     import sklearn.datasets
 
     name = source.removeprefix("sklearn:")

@@ -264,3 +264,17 @@ def test_version_and_a_closed_pipe_say_nothing_extra(deployed):
     lister.stdout.close()  # as `| head -1` does
     _, err = lister.communicate(timeout=60)
     assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_plan_after_a_deploy_imports_neither_sklearn_nor_mlflow(deployed):
+    """--plan needs the sample's content, not scikit-learn: the deploy cached the sample."""
+    root, _, _ = deployed
+    code = (
+        "import sys\n"
+        "from amlops.cli import deploy_main\n"
+        f"code = deploy_main(['--plan', '--root', {str(root)!r}])\n"
+        "heavy = [m for m in ('sklearn', 'mlflow') if m in sys.modules]\n"
+        "print('HEAVY', ','.join(heavy), code, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "HEAVY  0" in proc.stderr, proc.stderr[-2000:]

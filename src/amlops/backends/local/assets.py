@@ -28,7 +28,8 @@ def register_dataset(
 
     def fill(staging: Path) -> None:
         if ds.source:
-            materialise(ds.source, staging, f"{where}.source")
+            cache = ws.root / "cache" / "samples" if ws.exists() else None
+            materialise(ds.source, staging, f"{where}.source", cache=cache, fill_cache=not plan)
         elif ds.path is not None:
             if ds.path.is_file():
                 shutil.copy2(ds.path, staging / ds.path.name)
