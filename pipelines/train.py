@@ -126,6 +126,8 @@ def build(cfg: PipelineConfig, compute: str) -> Pipeline:
                 settings.model_name,
                 "--dataset",
                 settings.dataset,
+                "--prepared",
+                prepared.as_input(),
                 "--output",
                 registration,
             ],

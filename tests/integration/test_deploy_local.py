@@ -278,3 +278,11 @@ def test_plan_after_a_deploy_imports_neither_sklearn_nor_mlflow(deployed):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "HEAVY  0" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_the_registered_model_has_a_signature_and_an_input_example(deployed):
+    root, manifest, _ = deployed
+    [mlmodel] = list((root / ".amlops" / "mlartifacts").rglob("MLmodel"))
+    text = mlmodel.read_text()
+    assert "signature:" in text and "saved_input_example_info:" in text
+    assert '"name": "bmi"' in text  # the feature columns, typed

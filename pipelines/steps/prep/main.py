@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prep import clean, feature_types, read_table, split
 
-from amlops.runtime import mlflow_run
+from amlops.runtime import context, mlflow_run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
         import mlflow
 
         mlflow.log_params({"target": args.target, "task": args.task, "seed": args.seed})
+        # The data this run trained from, as MLflow records a dataset: name, version, digest.
+        for name, version in (context().datasets or {"data": ""}).items():
+            data = mlflow.data.from_pandas(frame, name=f"{name}:{version}" if version else name)
+            mlflow.log_input(data, context="training")
         mlflow.log_metrics({"rows": len(frame), "rows_train": len(train), "rows_test": len(test)})
     print(f"prep: {len(frame)} rows -> train {len(train)}, test {len(test)}")
 

@@ -64,12 +64,39 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("scikit-learn", "pandas", "skops")]
 
 
+EXAMPLE_ROWS = 5
+
+
+def input_example(prepared: Path | None, model_dir: Path):
+    """The first held-out rows' features, typed as the model takes them; None without prep's
+    output."""
+    if prepared is None:
+        return None
+    import pandas as pd
+
+    schema = json.loads((model_dir / "schema.json").read_text())
+    columns = schema["numeric"] + schema["categorical"]
+    rows = pd.read_csv(prepared / "test.csv", nrows=EXAMPLE_ROWS)
+    return rows[columns].astype({c: "object" for c in schema["categorical"]})
+
+
+def signature(model, example):
+    if example is None:
+        return None
+    from mlflow.models import infer_signature
+
+    return infer_signature(example, model.predict(example))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--evaluation", type=Path, required=True)
     parser.add_argument("--model_name", required=True)
     parser.add_argument("--dataset", required=True, help="name of the training dataset")
+    parser.add_argument(
+        "--prepared", type=Path, default=None, help="prep's output: rows for the input example"
+    )
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -103,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             "git_commit": ctx.git_commit or "",
             **{f"metric.{k}": f"{v:.6g}" for k, v in evaluation["candidate"].items()},
         }
+        example = input_example(args.prepared, args.model)
         with mlflow_run():
             info = mlflow.sklearn.log_model(
                 model,
@@ -111,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
                 skops_trusted_types=trusted_types(model),
                 # Named, not inferred: inference re-imports the model in a subprocess (slow).
                 pip_requirements=pip_requirements(),
+                # What a caller must send, and a few real rows showing it.
+                signature=signature(model, example),
+                input_example=example,
             )
             version = str(info.registered_model_version)
             client = mlflow.MlflowClient()
