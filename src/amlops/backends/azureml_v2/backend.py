@@ -314,7 +314,8 @@ class AzureMLv2Backend:
         plan: bool,
         pipelines: Sequence[Pipeline] = (),
     ) -> list[Change]:
-        from azure.ai.ml import load_schedule
+        # Not re-exported by azure.ai.ml (1.35.2); the loader `az ml schedule create` uses.
+        from azure.ai.ml.entities._load_functions import load_schedule
 
         for p in pipelines:
             self._pipelines[p.name] = p
