@@ -25,7 +25,10 @@ from amlops.config import Config, WorkspaceConfig, load_config
 from amlops.deploy import build_pipelines, deploy
 from amlops.spec import Param, Pipeline
 
-ENVS = sorted(p.stem for p in (REPO / "config").glob("*.yml"))
+# A v2 config's pipelines are checked against v2 in tests/azure_v2/test_conformance_v2.py.
+ENVS = sorted(
+    p.stem for p in (REPO / "config").glob("*.yml") if "backend: azureml_v2" not in p.read_text()
+)
 
 
 def azure_kind(value: Any) -> str:

@@ -56,6 +56,7 @@ def test_export_refuses_a_backend_that_submits_nowhere(tmp_path):
     proc = export("--env", "dev", "--backend", "local", str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: --backend local: nothing to export, it submits nowhere (export for: azureml_v1)"
+        "error: --backend local: nothing to export, it submits nowhere "
+        "(export for: azureml_v1, azureml_v2)"
     )
     assert not any(tmp_path.iterdir())

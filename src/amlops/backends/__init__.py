@@ -70,6 +70,13 @@ BACKENDS: dict[str, BackendEntry] = {
             ),
             exporter="amlops.backends.azureml_v1.export:export_v1",
         ),
+        BackendEntry(
+            "azureml_v2",
+            "amlops.backends.azureml_v2.backend",
+            "AzureMLv2Backend",
+            # Coordinates as v1 reads them; Terraform from workspace.terraform_dir.
+            exporter="amlops.backends.azureml_v2.export:export_v2",
+        ),
     )
 }
 

@@ -1,0 +1,614 @@
+"""The Azure ML SDK v2 backend (azure-ai-ml): the deploy stages over ``MLClient``.
+
+Every decision is the shared policy's (amlops.policy); this module reads the workspace through
+azure-ai-ml's operations and applies the answer. Workspace coordinates and auth are the v1
+backend's (Terraform < config < environment; ``workspace.auth``), so one config switches
+backends by one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from amlops.backends import azure_auth
+from amlops.backends.azureml_v1.coordinates import Coordinates, resolve
+from amlops.backends.azureml_v1.dataset_blobs import (
+    BlobLocation,
+    content_path,
+    upload_dataset_files,
+)
+from amlops.backends.azureml_v1.register import upload_source
+from amlops.backends.azureml_v1.terraform_outputs import (
+    TerraformNotFound,
+    TerraformSource,
+    read_outputs,
+)
+from amlops.backends.azureml_v2.compile import V2_STEP_KINDS, Compiled, Refs, compile_pipeline
+from amlops.backends.azureml_v2.naming import deployment_name, deployment_version, endpoint_name
+from amlops.backends.azureml_v2.schedules import Target, check_schedules, reconcile
+from amlops.backends.base import (
+    STAGES,
+    UNCHANGED,
+    Change,
+    RunResult,
+    StageNotOffered,
+    StepDecision,
+)
+from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
+from amlops.content import hash_text, walk_files
+from amlops.errors import AmlopsError, ConfigError
+from amlops.policy import decide_publish, decide_version
+from amlops.schedule_rules import parameter_kinds
+from amlops.spec import DataPathParam, DatasetInput, Param, Pipeline, Step
+from amlops.specjson import document_fingerprint, pipeline_document
+
+log = logging.getLogger("amlops.azureml_v2")
+
+FINGERPRINT_TAG = "amlops_fingerprint"
+# The image conda environments are built on, as azure-ai-ml's own examples use it.
+BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+CODE_PATH = "amlops/code"  # step snapshots on the default datastore, content-addressed
+
+
+class AzureMLv2Backend:
+    name = "azureml_v2"
+    stages = tuple(s for s in STAGES if s != "run")  # runs happen on the cluster
+    step_kinds = frozenset(V2_STEP_KINDS)
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        config: Config,
+        credential: Any,
+        coordinates: Coordinates | None = None,
+        max_nodes: int | None = None,
+        pipelines: Sequence[Pipeline] = (),
+        blob_options: Mapping[str, Any] | None = None,
+    ):
+        """``client`` is an ``MLClient``; ``blob_options`` go to azure-storage-blob (tests)."""
+        self.client = client
+        self.config = config
+        self.credential = credential
+        self.coordinates = coordinates
+        self.max_nodes = max_nodes
+        self.blob_options = dict(blob_options or {})
+        self._pipelines = {p.name: p for p in pipelines}
+        self._planned_environments: dict[str, str] = {}
+
+    @classmethod
+    def open(
+        cls,
+        config: Config,
+        *,
+        plan: bool,
+        pipelines: Sequence[Pipeline] = (),
+        options: Mapping[str, Any] | None = None,
+    ) -> AzureMLv2Backend:
+        return cls.connect(config, plan=plan, pipelines=pipelines)
+
+    @classmethod
+    def connect(
+        cls,
+        config: Config,
+        *,
+        plan: bool,
+        pipelines: Sequence[Pipeline] = (),
+        credential: Any = None,
+        client_options: Mapping[str, Any] | None = None,
+        outputs: Mapping[str, Any] | None = None,
+    ) -> AzureMLv2Backend:
+        """Coordinates, credential, ``MLClient``, then read-only preflight; ``credential``,
+        ``client_options`` (an azure-core ``transport``) and ``outputs`` are for tests."""
+        from azure.ai.ml import MLClient
+
+        check_schedules(config.schedules, str(config.file))  # before anything is read
+        if outputs is None:
+            try:
+                outputs = read_outputs(TerraformSource(dir=config.workspace.terraform_dir))
+            except TerraformNotFound:
+                outputs = {}
+        coords = resolve(config, outputs)
+        if credential is None:
+            choice = azure_auth.choose(config.workspace.auth)
+            credential = azure_auth.CachingCredential(
+                azure_auth.credential(
+                    choice, managed_identity_client_id=coords.managed_identity_client_id
+                )
+            )
+            log.info("azureml_v2: %s auth (%s)", choice.mode, choice.why)
+        options = dict(client_options or {})
+        client = MLClient(
+            credential,
+            coords.subscription_id,
+            coords.resource_group,
+            coords.workspace_name,
+            **options,
+        )
+        max_nodes = preflight(client, coords, config, pipelines)
+        blob = {k: v for k, v in options.items() if k == "transport"}
+        return cls(
+            client,
+            config=config,
+            credential=credential,
+            coordinates=coords,
+            max_nodes=max_nodes,
+            pipelines=pipelines,
+            blob_options=blob,
+        )
+
+    def close(self) -> None:
+        close = getattr(self.credential, "close", None)
+        if close is not None:
+            close()
+
+    # -- register ---------------------------------------------------------------------------
+
+    def register_datasets(self, datasets: Sequence[DatasetConfig], *, plan: bool) -> list[Change]:
+        from azure.ai.ml.entities import Data
+
+        where = str(self.config.file)
+        changes = []
+        for cfg in datasets:
+            if cfg.datastore is None:
+                raise ConfigError(f"{where}: datasets.{cfg.name}.datastore: name one")
+            datastore = self._datastore_name(cfg.datastore)
+            base = (cfg.datastore_path or cfg.name).strip("/")
+            with tempfile.TemporaryDirectory(prefix="amlops-upload-") as tmp:
+                upload_from = upload_source(cfg, Path(tmp), where) if cfg.upload else None
+                path = content_path(base, upload_from)[0] if upload_from is not None else base
+                fp = hash_text(cfg.kind, datastore, path, cfg.description)[:16]
+                detail = {"datastore": datastore, "path": path, "fingerprint": fp}
+                change = self._decide(
+                    "dataset", cfg.name, fp, self._latest(self.client.data, cfg.name)
+                )
+                change = replace(change, detail={**change.detail, **detail})
+                if plan or not change.changed:
+                    changes.append(change)
+                    continue
+                if upload_from is not None:
+                    location = self._blob_location(datastore)
+                    upload_dataset_files(
+                        upload_from, location, base, self.credential, **self.blob_options
+                    )
+            self.client.data.create_or_update(
+                Data(
+                    name=cfg.name,
+                    version=change.version,
+                    # Tabular data too is a folder here: an mltable asset needs an MLTable file.
+                    type="uri_folder",
+                    path=f"azureml://datastores/{datastore}/paths/{path}",
+                    description=cfg.description or None,
+                    tags={FINGERPRINT_TAG: fp, "kind": cfg.kind},
+                )
+            )
+            changes.append(change)
+        return changes
+
+    def register_environments(
+        self, environments: Sequence[EnvironmentConfig], *, plan: bool
+    ) -> list[Change]:
+        from azure.ai.ml.entities import Environment
+
+        changes = []
+        for cfg in environments:
+            fp = hash_text(cfg.conda_file.read_text(), BASE_IMAGE)[:16]
+            latest = self._latest(self.client.environments, cfg.name)
+            change = self._decide("environment", cfg.name, fp, latest)
+            if plan:
+                if change.changed:
+                    self._planned_environments[cfg.name] = str(change.version)
+                changes.append(change)
+                continue
+            if change.changed:
+                self.client.environments.create_or_update(
+                    Environment(
+                        name=cfg.name,
+                        version=change.version,
+                        image=BASE_IMAGE,
+                        conda_file=str(cfg.conda_file),
+                        tags={FINGERPRINT_TAG: fp},
+                    )
+                )
+            changes.append(change)
+        return changes
+
+    # -- build and publish ------------------------------------------------------------------
+
+    def build(self, pipelines: Sequence[Pipeline], *, plan: bool) -> list[Change]:
+        """Compile each pipeline and (not in a plan) load and validate it with azure-ai-ml."""
+        changes = []
+        for pipeline in pipelines:
+            self._pipelines[pipeline.name] = pipeline
+            self._check_node_counts(pipeline)
+            compiled = self._compile(pipeline, upload=False)
+            if not plan:
+                with tempfile.TemporaryDirectory(prefix="amlops-v2-") as tmp:
+                    job = load_compiled(compiled, Path(tmp))
+                    result = job._validate()
+                    if not result.passed:
+                        raise AmlopsError(
+                            f"pipeline {pipeline.name!r} does not validate on v2: "
+                            f"{next(iter(result.error_messages.values()), '')}"
+                        )
+            detail: dict[str, Any] = {"steps": len(pipeline.steps)}
+            if compiled.fixed:
+                detail["fixed_at_publish"] = compiled.fixed
+            changes.append(Change("pipeline", pipeline.name, UNCHANGED, None, detail))
+        return changes
+
+    def publish(self, pipelines: Sequence[Pipeline], *, plan: bool) -> list[Change]:
+        """A batch endpoint per pipeline; a new pipeline component deployment only when the
+        fingerprint changed; the default deployment moves, and a revert points it back."""
+        changes = []
+        for pipeline in pipelines:
+            self._pipelines[pipeline.name] = pipeline
+            self._check_node_counts(pipeline)
+            changes.append(self._publish(pipeline, plan=plan))
+        return changes
+
+    def _publish(self, pipeline: Pipeline, *, plan: bool) -> Change:
+        from azure.ai.ml.entities import BatchEndpoint, PipelineComponentBatchDeployment
+
+        name = endpoint_name(pipeline.name)
+        fp = self._fingerprint(pipeline)
+        endpoint = _get_or_none(lambda: self.client.batch_endpoints.get(name))
+        versions = None
+        default = None
+        deployments: dict[str, Any] = {}
+        if endpoint is not None:
+            for d in self.client.batch_deployments.list(endpoint_name=name):
+                version = deployment_version(d.name)
+                if version is not None:
+                    deployments[version] = d
+            versions = {v: (d.tags or {}).get(FINGERPRINT_TAG, "") for v, d in deployments.items()}
+            default = deployment_version((endpoint.defaults or {}).get("deployment_name", ""))
+        detail = {"endpoint": name}
+        if endpoint is not None and endpoint.scoring_uri:
+            detail["url"] = endpoint.scoring_uri
+        change = decide_publish(pipeline.name, fp, versions, default, detail)
+        if plan or change.action == UNCHANGED:
+            return change
+        if endpoint is None:
+            endpoint = self.client.batch_endpoints.begin_create_or_update(
+                BatchEndpoint(name=name, description=pipeline.description or pipeline.name)
+            ).result()
+        version = str(change.version)
+        if version not in deployments:
+            compiled = self._compile(pipeline, upload=True)
+            with tempfile.TemporaryDirectory(prefix="amlops-v2-") as tmp:
+                component = load_compiled(compiled, Path(tmp), pipeline_component=True)
+                component.version = version_label(fp)
+                registered = self.client.components.create_or_update(component)
+            self.client.batch_deployments.begin_create_or_update(
+                PipelineComponentBatchDeployment(
+                    name=deployment_name(version),
+                    endpoint_name=name,
+                    component=registered.id,
+                    settings={"default_compute": self.config.compute},
+                    tags={FINGERPRINT_TAG: fp},
+                    description=pipeline.description or pipeline.name,
+                )
+            ).result()
+        endpoint.defaults = {"deployment_name": deployment_name(version)}
+        endpoint = self.client.batch_endpoints.begin_create_or_update(endpoint).result()
+        detail = {
+            **change.detail,
+            "url": endpoint.scoring_uri,
+            "deployment": deployment_name(version),
+        }
+        detail["rest_body"] = rest_body(pipeline)
+        return replace(change, detail=detail)
+
+    def schedule(
+        self,
+        schedules: Sequence[ScheduleConfig],
+        *,
+        plan: bool,
+        pipelines: Sequence[Pipeline] = (),
+    ) -> list[Change]:
+        # Not re-exported by azure.ai.ml (1.35.2); the loader `az ml schedule create` uses.
+        from azure.ai.ml.entities._load_functions import load_schedule
+
+        for p in pipelines:
+            self._pipelines[p.name] = p
+        targets: dict[str, Target] = {}
+        for name in sorted({s.pipeline for s in schedules}):
+            spec = self._pipelines.get(name)
+            if spec is None:
+                raise AmlopsError(f"schedule stage: pipeline {name!r} was not built in this deploy")
+            component = self._default_component(spec)
+            if component is None and not plan:
+                continue  # reconcile says "publish first"
+            datapaths = {
+                p.name: {"type": "mltable" if p.kind == "tabular" else "uri_folder"}
+                for p in spec.parameters
+                if isinstance(p, DataPathParam)
+            }
+            targets[name] = Target(component, parameter_kinds(spec), datapaths)
+
+        def load(doc: dict[str, Any]) -> Any:
+            with tempfile.TemporaryDirectory(prefix="amlops-v2-") as tmp:
+                path = Path(tmp) / "schedule.yml"
+                path.write_text(yaml.safe_dump(doc))
+                return load_schedule(path)
+
+        return reconcile(
+            schedules,
+            operations=self.client.schedules,
+            targets=targets,
+            where=str(self.config.file),
+            plan=plan,
+            load_schedule=load,
+        )
+
+    # -- no run stage -----------------------------------------------------------------------
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        parameters: dict[str, Any] | None = None,
+        *,
+        regenerate_outputs: bool = False,
+        tags: dict[str, str] | None = None,
+    ) -> RunResult:
+        raise self._no_run_stage()
+
+    def plan_run(
+        self,
+        pipeline: Pipeline,
+        parameters: dict[str, Any] | None = None,
+        *,
+        regenerate_outputs: bool = False,
+    ) -> list[StepDecision]:
+        raise self._no_run_stage()
+
+    def models(self) -> list[dict[str, Any]]:
+        raise self._no_run_stage()
+
+    def _no_run_stage(self) -> StageNotOffered:
+        return StageNotOffered(
+            "--stage run: the azureml_v2 backend has no run stage; pipelines run on the Azure "
+            "ML cluster, started by their schedules or their batch endpoints"
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _datastore_name(self, name: str) -> str:
+        return self.coordinates.datastore(name) if self.coordinates else name
+
+    def _default_environment(self) -> str | None:
+        envs = self.config.environments
+        return envs[0].name if envs else None
+
+    def _blob_location(self, datastore: str | None) -> BlobLocation:
+        store = (
+            self.client.datastores.get(datastore)
+            if datastore
+            else self.client.datastores.get_default()
+        )
+        if getattr(store, "type", None) != "azure_blob":
+            raise AmlopsError(f"datastore {store.name!r} is not an Azure Blob datastore")
+        protocol = store.protocol or "https"
+        return BlobLocation(
+            f"{protocol}://{store.account_name}.blob.{store.endpoint}", store.container_name
+        )
+
+    def _refs(self, upload: bool) -> Refs:
+        kinds = {ds.name: ds.kind for ds in self.config.datasets}
+
+        def environment(name: str) -> str:
+            version = self._planned_environments.get(name)
+            if version is None:
+                latest = self._latest(self.client.environments, name)
+                if latest is None:
+                    raise ConfigError(f"environment {name!r} is not registered: run register first")
+                version = str(latest[0])
+            return f"azureml:{name}:{version}"
+
+        def dataset(item: DatasetInput) -> tuple[str, str]:
+            version = item.version
+            if version == "latest":
+                # azure-ai-ml resolves name@latest to a version when the pipeline component is
+                # created (operations/_operation_orchestrator.py, _resolve_name_version_from_
+                # name_label): pinned at publish, so it is part of the fingerprint.
+                latest = self._latest(self.client.data, item.dataset)
+                if latest is None:
+                    raise ConfigError(f"dataset {item.dataset!r} is not registered")
+                version = latest[0]
+            return f"azureml:{item.dataset}:{version}", kinds.get(item.dataset, "file")
+
+        def code(step: Step) -> str:
+            if not upload:
+                return str(step.source_dir)
+            return self._upload_code(step)
+
+        return Refs(environment, dataset, self._datastore_name, code)
+
+    def _upload_code(self, step: Step) -> str:
+        """The step's snapshot on the default datastore at a content-addressed path, uploaded
+        with the deploy's credential like dataset files (never overwritten)."""
+        location = self._blob_location(None)
+        with tempfile.TemporaryDirectory(prefix="amlops-code-") as tmp:
+            snapshot = Path(tmp) / step.name
+            for rel, path in walk_files(step.source_dir):
+                target = snapshot / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(path.read_bytes())
+            upload = upload_dataset_files(
+                snapshot, location, CODE_PATH, self.credential, **self.blob_options
+            )
+        return f"{location.account_url}/{location.container}/{upload.path}"
+
+    def _compile(self, pipeline: Pipeline, *, upload: bool) -> Compiled:
+        return compile_pipeline(
+            pipeline,
+            compute=self.config.compute,
+            default_environment=self._default_environment(),
+            refs=self._refs(upload),
+            component_file=lambda s: f"./components/{s.name}.yml",
+        )
+
+    def _fingerprint(self, pipeline: Pipeline) -> str:
+        """The spec with its step folders, plus what the published component pins: compute,
+        environment versions and dataset versions (v2 resolves ``latest`` at publish)."""
+        compiled = self._compile(pipeline, upload=False)
+        pins = {
+            "compute": self.config.compute,
+            "environments": sorted({c.get("environment") or c["task"]["environment"]
+                                    for c in compiled.components.values()}),
+            "datasets": sorted(
+                str(v.get("path")) for n in compiled.job["jobs"].values()
+                for v in n["inputs"].values() if isinstance(v, dict)
+            ),
+        }  # fmt: skip
+        spec = document_fingerprint(pipeline_document(pipeline))
+        return "amlops-" + hash_text(spec, repr(pins))[:20]
+
+    def _default_component(self, pipeline: Pipeline) -> str | None:
+        name = endpoint_name(pipeline.name)
+        endpoint = _get_or_none(lambda: self.client.batch_endpoints.get(name))
+        deployment = (endpoint.defaults or {}).get("deployment_name") if endpoint else None
+        if not deployment:
+            return None
+        d = self.client.batch_deployments.get(name=deployment, endpoint_name=name)
+        return d.component if isinstance(d.component, str) else getattr(d.component, "id", None)
+
+    def _latest(self, operations: Any, name: str) -> tuple[int, str] | None:
+        """(version, fingerprint tag) of the newest numbered version, None when there is none."""
+        found = _get_or_none(lambda: list(operations.list(name=name)))
+        best = None
+        for asset in found or []:
+            if str(asset.version).isdigit() and (best is None or int(asset.version) > best[0]):
+                best = (int(asset.version), (asset.tags or {}).get(FINGERPRINT_TAG, ""))
+        return best
+
+    def _decide(self, kind: str, name: str, fp: str, latest: tuple[int, str] | None) -> Change:
+        return decide_version(kind, name, fp, latest)
+
+    def _check_node_counts(self, pipeline: Pipeline) -> None:
+        if self.max_nodes is None:
+            return
+        for step in pipeline.steps:
+            count = _node_count(step)
+            if count is not None and count > self.max_nodes:
+                raise ConfigError(
+                    f"pipeline {pipeline.name!r}: step {step.name!r} node_count {count} is more "
+                    f"than the compute cluster allows ({self.max_nodes})"
+                )
+
+
+def version_label(fp: str) -> str:
+    """A component version from the pipeline's fingerprint: the same pipeline, the same one."""
+    return fp.removeprefix("amlops-")
+
+
+def load_compiled(compiled: Compiled, folder: Path, *, pipeline_component: bool = False) -> Any:
+    """The compiled documents written under ``folder`` and loaded with azure-ai-ml's loaders."""
+    from azure.ai.ml import load_component, load_job
+
+    (folder / "components").mkdir(parents=True, exist_ok=True)
+    for step, doc in compiled.components.items():
+        (folder / "components" / f"{step}.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    if pipeline_component:
+        path = folder / "pipeline-component.yml"
+        path.write_text(yaml.safe_dump(compiled.pipeline_component, sort_keys=False))
+        return load_component(path)
+    path = folder / "pipeline.yml"
+    path.write_text(yaml.safe_dump(compiled.job, sort_keys=False))
+    return load_job(path)
+
+
+def rest_body(pipeline: Pipeline) -> dict[str, Any]:
+    """What a REST caller posts to the endpoint's invocation URL (with an Entra token for
+    https://ml.azure.com): every pipeline input, its default as the example value."""
+    inputs: dict[str, Any] = {}
+    for p in pipeline.parameters:
+        if isinstance(p, Param):
+            inputs[p.name] = {"JobInputType": "Literal", "Value": str(p.default)}
+        else:
+            inputs[p.name] = {
+                "JobInputType": "mltable" if p.kind == "tabular" else "UriFolder",
+                "Uri": f"azureml://datastores/{p.datastore}/paths/{p.path}",
+            }
+    return {"properties": {"InputData": inputs}}
+
+
+def preflight(
+    client: Any, coords: Coordinates, config: Config, pipelines: Sequence[Pipeline]
+) -> int:
+    """Workspace, compute cluster, datastores, node counts, read through azure-ai-ml; the
+    cluster's max nodes. Read-only; the first failure is one line and nothing is changed."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+    where = f"workspace {coords.workspace_name!r} (resource group {coords.resource_group!r})"
+    try:
+        client.workspaces.get(coords.workspace_name)
+    except ClientAuthenticationError as exc:
+        raise AmlopsError(f"cannot authenticate to Azure: {_first_line(exc)}") from None
+    except HttpResponseError as exc:
+        raise AmlopsError(f"{where}: {_first_line(exc)}") from None
+    try:
+        compute = client.compute.get(coords.compute)
+    except HttpResponseError as exc:
+        raise AmlopsError(
+            f"compute cluster {coords.compute!r} in {where}: {_first_line(exc)} "
+            "(compute.default in config)"
+        ) from None
+    if getattr(compute, "type", None) != "amlcompute":
+        raise AmlopsError(f"compute {coords.compute!r} is not an AmlCompute cluster")
+    max_nodes = int(getattr(compute, "max_instances", 0) or 0)
+    names = {
+        (ds.datastore, f"{config.file}: datasets.{ds.name}")
+        for ds in config.datasets
+        if ds.datastore
+    }
+    for p in pipelines:
+        for param in p.parameters:
+            if isinstance(param, DataPathParam):
+                names.add((param.datastore, f"pipeline {p.name!r}: {param.name}"))
+        for step in p.steps:
+            count = _node_count(step)
+            if count is not None and count > max_nodes:
+                raise ConfigError(
+                    f"pipeline {p.name!r}: step {step.name!r} node_count {count} is more than "
+                    f"compute cluster {coords.compute!r} allows (max_instances {max_nodes})"
+                )
+    for name, key in sorted(names):
+        actual = coords.datastore(name)
+        try:
+            client.datastores.get(actual)
+        except HttpResponseError as exc:
+            raise AmlopsError(f"{key}: datastore {actual!r}: {_first_line(exc)}") from None
+    return max_nodes
+
+
+def _node_count(step: Step) -> int | None:
+    value = step.settings().get("node_count")
+    if value is None:
+        return None
+    return int(value.default) if isinstance(value, Param) else int(value)
+
+
+def _get_or_none(fetch: Any) -> Any:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return fetch()
+    except ResourceNotFoundError:
+        return None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+__all__ = ["AzureMLv2Backend", "preflight"]
