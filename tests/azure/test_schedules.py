@@ -282,7 +282,7 @@ schedules:
     [
         (
             NIGHTLY.replace("time_zone: UTC", "time_zone: Mars/Olympus"),
-            r"recurrence.time_zone: 'Mars/Olympus' is not an Azure ML time zone",
+            r"recurrence.time_zone: unknown time zone 'Mars/Olympus'",
         ),
         (
             "\nschedules:\n  s:\n    pipeline: batch\n    parameters: {scoring_data: a/b}\n"

@@ -7,6 +7,8 @@ of the pipeline's run, as on the workspace's MLflow server.
 
 from __future__ import annotations
 
+import uuid
+
 import mlflow
 import pytest
 
@@ -37,7 +39,8 @@ def tracking_uri(tmp_path_factory):
 def azure_job(monkeypatch, tracking_uri):
     """A step job on Azure: its MLflow run is its AML run, a child of the pipeline run."""
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = client.create_experiment(f"train-{id(client)}")
+    # A name of its own per test: the module's tests share one tracking store.
+    experiment_id = client.create_experiment(f"train-{uuid.uuid4().hex}")
     pipeline_run = client.create_run(experiment_id, run_name="pipeline")
     step_run = client.create_run(
         experiment_id, tags={"mlflow.parentRunId": pipeline_run.info.run_id}
