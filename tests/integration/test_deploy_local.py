@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,16 +17,23 @@ import yaml
 from helpers import copy_repo, run_deploy
 
 
+@dataclass(frozen=True)
+class Deployed:
+    root: Path  # the repo copy, its workspace in .amlops/
+    manifest: dict  # the first deploy's --json
+    stderr: str  # the first deploy's progress
+
+
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     """One repo copy deployed once; the tests below read it and deploy again."""
     root = copy_repo(tmp_path_factory.mktemp("deploy") / "repo")
     first = run_deploy(root, "--json")
-    return root, json.loads(first.stdout), first.stderr
+    return Deployed(root, json.loads(first.stdout), first.stderr)
 
 
 def test_first_deploy_registers_builds_and_runs_train(deployed):
-    _, manifest, _ = deployed
+    manifest = deployed.manifest
     assert {d["name"]: (d["version"], d["action"]) for d in manifest["datasets"]}["diabetes"] == (
         "1",
         "created",
@@ -53,13 +61,13 @@ def test_first_deploy_registers_builds_and_runs_train(deployed):
 
 
 def test_progress_goes_to_stderr_and_json_alone_to_stdout(deployed):
-    _, manifest, stderr = deployed
+    manifest, stderr = deployed.manifest, deployed.stderr
     assert "[1/4] prep: running" in stderr
     assert isinstance(manifest, dict)  # stdout parsed as one JSON document
 
 
 def test_second_deploy_changes_nothing_and_reuses_every_step(deployed):
-    root, first, _ = deployed
+    root, first = deployed.root, deployed.manifest
     second = json.loads(run_deploy(root, "--json").stdout)
     assert second["changes"] == 0
     runs = {run["pipeline"]: run for run in second["runs"]}
@@ -78,7 +86,7 @@ def test_second_deploy_changes_nothing_and_reuses_every_step(deployed):
 
 def test_a_rest_call_scores_new_data_with_the_deployed_endpoint(deployed):
     """What the batch-score DataPathParam is for: point a published pipeline at other data."""
-    root, _, _ = deployed
+    root = deployed.root
     store = root / ".amlops" / "datastores" / "workspaceblobstore"
     (store / "scoring" / "other").mkdir()
     sample = sorted((store / "scoring" / "diabetes").glob("*.csv"))[0]
@@ -117,7 +125,7 @@ def test_a_rest_call_scores_new_data_with_the_deployed_endpoint(deployed):
 
 
 def test_plan_changes_nothing(deployed):
-    root, _, _ = deployed
+    root = deployed.root
     db = root / ".amlops" / "metadata.db"
     before = _counts(db)
     proc = run_deploy(root, "--plan", "--param", "train.n_estimators=50")
@@ -127,13 +135,13 @@ def test_plan_changes_nothing(deployed):
 
 
 def test_manifest_is_written_for_ci(deployed):
-    root, _, _ = deployed
+    root = deployed.root
     manifest = json.loads((root / ".amlops" / "manifests" / "local.json").read_text())
     assert manifest["env"] == "local" and manifest["runs"]
 
 
 def test_inspection_cli_lists_runs_datasets_and_models(deployed):
-    root, manifest, _ = deployed
+    root, manifest = deployed.root, deployed.manifest
 
     def amlops(*args):
         proc = subprocess.run(
@@ -222,7 +230,7 @@ def _active_schedules(root: Path) -> dict[str, str]:
 def test_a_failed_run_holds_back_only_its_pipeline(deployed):
     """train still publishes and schedules; batch_score (its model alias does not exist) is
     held back, its endpoint and schedule left as they were; the deploy says it failed."""
-    root, _, _ = deployed
+    root = deployed.root
     schedules = _active_schedules(root)
     proc = run_deploy(root, "--json", "--param", "batch_score.model_version=nope", check=False)
     assert proc.returncode == 1
@@ -239,7 +247,7 @@ def test_a_failed_run_holds_back_only_its_pipeline(deployed):
 
 
 def test_deploy_one_pipeline_leaves_the_others_alone(deployed):
-    root, _, _ = deployed
+    root = deployed.root
     schedules = _active_schedules(root)
     manifest = json.loads(run_deploy(root, "--json", "--pipeline", "train").stdout)
     assert [r["pipeline"] for r in manifest["runs"]] == ["train"]
@@ -252,7 +260,7 @@ def test_deploy_one_pipeline_leaves_the_others_alone(deployed):
 
 
 def test_version_and_a_closed_pipe_say_nothing_extra(deployed):
-    root, _, _ = deployed
+    root = deployed.root
     amlops = [sys.executable, "-m", "amlops.cli"]
     version = subprocess.run([*amlops, "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("amlops ")
@@ -268,7 +276,7 @@ def test_version_and_a_closed_pipe_say_nothing_extra(deployed):
 
 def test_plan_after_a_deploy_imports_neither_sklearn_nor_mlflow(deployed):
     """--plan needs the sample's content, not scikit-learn: the deploy cached the sample."""
-    root, _, _ = deployed
+    root = deployed.root
     code = (
         "import sys\n"
         "from amlops.cli import deploy_main\n"
@@ -281,7 +289,7 @@ def test_plan_after_a_deploy_imports_neither_sklearn_nor_mlflow(deployed):
 
 
 def test_the_registered_model_has_a_signature_and_an_input_example(deployed):
-    root, manifest, _ = deployed
+    root = deployed.root
     [mlmodel] = list((root / ".amlops" / "mlartifacts").rglob("MLmodel"))
     text = mlmodel.read_text()
     assert "signature:" in text and "saved_input_example_info:" in text
