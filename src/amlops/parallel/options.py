@@ -15,6 +15,10 @@ DEFAULT_APPEND_ROW_FILE = "parallel_run_step.txt"
 
 @dataclass(frozen=True)
 class Options:
+    """The driver's parsed command line: ParallelStep's settings (typed as the driver uses
+    them; parse() fills them from the spec's list, so a setting missing here fails at once)
+    and the runner's own arguments."""
+
     entry_script: str
     mini_batch_size: str | None
     error_threshold: int
@@ -103,18 +107,12 @@ def parse(argv: list[str]) -> Options:
         )
     if not ns.output.is_dir():
         raise InputError(f"--output {ns.output}: must be an existing folder")
+    settings = {name: getattr(ns, name) for name in ParallelStep.setting_types()}
+    settings.update(
+        allowed_failed_percent=pct, append_row_file_name=name, process_count_per_node=process_count
+    )
     return Options(
-        entry_script=ns.entry_script,
-        mini_batch_size=ns.mini_batch_size,
-        error_threshold=ns.error_threshold,
-        allowed_failed_count=ns.allowed_failed_count,
-        allowed_failed_percent=pct,
-        output_action=ns.output_action,
-        append_row_file_name=name,
-        process_count_per_node=process_count,
-        node_count=ns.node_count,
-        run_invocation_timeout=ns.run_invocation_timeout,
-        run_max_try=ns.run_max_try,
+        **settings,
         output=ns.output.resolve(),
         inputs=tuple(ns.inputs),
         summary=ns.summary,
