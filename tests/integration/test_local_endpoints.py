@@ -32,15 +32,37 @@ def served(toy):
     service.start(schedules=False)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    TOKENS[server.url] = token_of(backend.ws.root)
     yield backend, pipeline, tmp_path, server.url
     server.shutdown()
     server.server_close()
     service.stop()
 
 
-def call(url: str, body: object | None = None, method: str | None = None) -> tuple[int, dict]:
+TOKENS: dict[str, str] = {}  # each served workspace's token, by its URL
+
+
+def token_of(root: Path) -> str:
+    """The token as a user reads it: the workspace's token file."""
+    return (root / "token").read_text().strip()
+
+
+def call(
+    url: str,
+    body: object | None = None,
+    method: str | None = None,
+    token: str | None = "",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict]:
+    """A JSON request with the service's token ("" picks it; None sends no token)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"))
+    if token == "":
+        token = next(t for base, t in TOKENS.items() if url.startswith(base))
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -48,13 +70,17 @@ def call(url: str, body: object | None = None, method: str | None = None) -> tup
         return exc.code, json.loads(exc.read())
 
 
+def submit(url: str, name: str, body: dict | None = None) -> tuple[int, dict]:
+    return call(url + SUBMIT + name, {"ExperimentName": "tests", **(body or {})})
+
+
 def wait_for(url: str, run_id: str) -> dict:
-    """The run's record once it has finished (bounded, so a hung run fails the test)."""
+    """The run's document once it has finished (bounded, so a hung run fails the test)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         status, run = call(f"{url}/pipelines/v1.0/PipelineRuns/{run_id}")
         assert status == 200
-        if run["status"] in FINISHED:
+        if run["Status"]["StatusCode"] in FINISHED:
             return run
         time.sleep(0.1)
     raise AssertionError(f"run {run_id} did not finish: {run}")
@@ -103,39 +129,42 @@ def test_publish_before_build_names_the_stage_to_run(toy):
 
 def test_a_rest_submit_runs_the_published_pipeline_with_its_parameters(served):
     backend, _, _, url = served
-    submit = {"ExperimentName": "tuning", "ParameterAssignments": {"alpha": "0.9"}}
-    status, body = call(url + SUBMIT + "toy", submit)
-    assert status == 200 and body["Status"] == "Queued" and body["PipelineVersion"] == "0"
-    run = wait_for(url, body["Id"])
-    assert run["status"] == "Completed"
-    assert run["parameters"]["alpha"] == 0.9  # coerced to the Param's type, as AML does
-    assert run["origin"] == {
-        "type": "HTTP", "endpoint": "toy", "version": "0", "experiment": "tuning"
-    }  # fmt: skip
+    body = {"ExperimentName": "tuning", "ParameterAssignments": {"alpha": "0.9"}}
+    status, queued = call(url + SUBMIT + "toy", body)
+    assert status == 200 and queued["Status"]["StatusCode"] == "Queued"
+    assert queued["PipelineVersion"] == "0" and queued["RunHistoryExperimentName"] == "tuning"
+    run = wait_for(url, queued["Id"])
+    # One shape for POST and GET: the same keys, Azure ML's names.
+    assert set(run) == set(queued)
+    assert run["Status"]["StatusCode"] == "Completed" and run["Status"]["EndTime"].endswith("Z")
+    assert run["ParameterAssignments"]["alpha"] == 0.9  # coerced to the Param's type, as AML does
+    assert (run["RunType"], run["PipelineEndpointName"]) == ("HTTP", "toy")
+    assert run["RunUrl"] == f"{url}/pipelines/v1.0/PipelineRuns/{queued['Id']}"
     _, listed = call(f"{url}/pipelines/v1.0/PipelineRuns")
-    assert [(r["run_id"], r["source"]) for r in listed] == [(body["Id"], "HTTP")]
-    out = Path(run["steps"][1]["outputs"]["ob"]) / "data.txt"
+    assert [(r["Id"], r["RunType"]) for r in listed] == [(queued["Id"], "HTTP")]
+    assert listed[0] == run
+    out = Path(run["StepRuns"][1]["Outputs"]["ob"]) / "data.txt"
     assert json.loads(out.read_text())["--alpha"] == "0.9"
     # The same submit again reuses every step.
-    _, body = call(url + SUBMIT + "toy", {"ParameterAssignments": {"alpha": 0.9}})
-    second = wait_for(url, body["Id"])
-    assert [s["reused_from"] is not None for s in second["steps"]] == [True, True, True]
+    _, queued = submit(url, "toy", {"ParameterAssignments": {"alpha": 0.9}})
+    second = wait_for(url, queued["Id"])
+    assert [s["ReusedFrom"] is not None for s in second["StepRuns"]] == [True, True, True]
 
 
 def test_a_published_version_is_frozen_and_older_versions_stay_runnable(served):
     backend, pipeline, tmp_path, url = served
     edit_step(tmp_path, "c", "not published")
     # Unpublished edits change nothing an endpoint runs: c is reused from the same code.
-    first = wait_for(url, call(url + SUBMIT + "toy", {})[1]["Id"])
-    second = wait_for(url, call(url + SUBMIT + "toy", {})[1]["Id"])
-    assert second["steps"][2]["reused_from"] == f"{first['run_id']}/c"
+    first = wait_for(url, submit(url, "toy")[1]["Id"])
+    second = wait_for(url, submit(url, "toy")[1]["Id"])
+    assert second["StepRuns"][2]["ReusedFrom"] == f"{first['Id']}/c"
     backend.build([pipeline()], plan=False)
     assert backend.publish([pipeline()], plan=False)[0].version == "1"
-    newest = wait_for(url, call(url + SUBMIT + "toy", {})[1]["Id"])
-    assert newest["origin"]["version"] == "1" and newest["steps"][2]["reused_from"] is None
-    status, body = call(url + SUBMIT + "toy?pipelineVersion=0", {})
+    newest = wait_for(url, submit(url, "toy")[1]["Id"])
+    assert newest["PipelineVersion"] == "1" and newest["StepRuns"][2]["ReusedFrom"] is None
+    status, body = submit(url, "toy?pipelineVersion=0")
     assert status == 200 and body["PipelineVersion"] == "0"
-    assert wait_for(url, body["Id"])["steps"][2]["reused_from"] == f"{first['run_id']}/c"
+    assert wait_for(url, body["Id"])["StepRuns"][2]["ReusedFrom"] == f"{first['Id']}/c"
 
 
 @pytest.mark.parametrize(
@@ -144,8 +173,11 @@ def test_a_published_version_is_frozen_and_older_versions_stay_runnable(served):
         ("toy", {"ParameterAssignments": {"beta": 1}}, 400, "has no parameter 'beta'"),
         ("toy", {"ParameterAssignments": {"seed": "x"}}, 400, "parameter 'seed' takes int"),
         ("toy", {"ParameterAssignments": [1]}, 400, "ParameterAssignments must be an object"),
+        ("toy", {"ParameterAssignments": {"seed": [7]}}, 400, "ParameterAssignments.seed: must"),
         ("toy", {"Parameters": {}}, 400, "Parameters: unknown key"),
         ("toy", {"DataPathAssignments": {"x": "s/p"}}, 400, "DataPathAssignments.x: use"),
+        ("toy", {"ExperimentName": None}, 400, "ExperimentName: required"),
+        ("toy", {"ExperimentName": "a b"}, 400, "ExperimentName: 'a b' must be"),
         ("toy?pipelineVersion=7", {}, 404, "endpoint 'toy' has no version '7'"),
         ("ghost", {}, 404, "no pipeline endpoint 'ghost' (endpoints: toy)"),
     ],
@@ -154,6 +186,9 @@ def test_a_bad_submit_is_refused_with_the_key_to_fix_and_queues_nothing(
     served, path, body, status, message
 ):
     backend, _, _, url = served
+    body = {"ExperimentName": "tests", **body}
+    if body["ExperimentName"] is None:
+        del body["ExperimentName"]
     got, answer = call(url + SUBMIT + path, body)
     assert got == status
     assert message in answer["error"]["message"]
@@ -163,6 +198,7 @@ def test_a_bad_submit_is_refused_with_the_key_to_fix_and_queues_nothing(
 def test_a_body_that_is_not_json_is_a_400(served):
     _, _, _, url = served
     request = urllib.request.Request(url + SUBMIT + "toy", data=b"{nope", method="POST")
+    request.add_header("Authorization", f"Bearer {TOKENS[url]}")
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=30)
     assert caught.value.code == 400
@@ -184,7 +220,8 @@ def test_a_refused_request_does_not_garble_the_next_one_on_its_connection(served
     _, _, _, url = served
     connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=30)
     body = json.dumps({"ParameterAssignments": {"alpha": 0.1}})
-    connection.request("POST", "/pipelines/v1.0/nowhere", body=body)
+    auth = {"Authorization": f"Bearer {TOKENS[url]}"}
+    connection.request("POST", "/pipelines/v1.0/nowhere", body=body, headers=auth)
     first = connection.getresponse()
     assert first.status == 404
     assert "no such resource" in json.loads(first.read())["error"]["message"]
