@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import stat
 import threading
 import time
 import urllib.error
@@ -16,6 +17,7 @@ import pytest
 from amlops.backends.local.rest import RestServer
 from amlops.backends.local.service import LocalService
 from amlops.errors import ConfigError
+from amlops.spec import DatasetInput, Output, ParallelStep, Param, Pipeline, ScriptStep
 
 SUBMIT = "/pipelines/v1.0/PipelineRuns/PipelineEndpointSubmit/Name/"
 FINISHED = {"Completed", "Failed", "Canceled"}
@@ -229,3 +231,216 @@ def test_a_refused_request_does_not_garble_the_next_one_on_its_connection(served
     second = connection.getresponse()
     assert (second.status, json.loads(second.read())) == (200, {"status": "ok"})
     connection.close()
+
+
+# --- the token ------------------------------------------------------------------------------
+
+
+def test_the_token_is_made_with_the_workspace_and_only_its_owner_reads_it(toy):
+    path = toy.backend.ws.root / "token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(path.read_text().strip()) >= 32
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/pipelines/v1.0/PipelineRuns"),
+        ("GET", "/pipelines/v1.0/PipelineEndpoints/toy"),
+        ("GET", "/pipelines/v1.0/Schedules"),
+        ("POST", SUBMIT + "toy"),
+        ("DELETE", SUBMIT + "toy"),
+        ("GET", "/"),
+        ("GET", "/ui/api/overview"),
+        ("GET", "/nowhere"),
+    ],
+)
+@pytest.mark.parametrize("token", [None, "wrong-token", "Basic"])
+def test_every_route_but_health_refuses_a_missing_or_wrong_token(served, method, path, token):
+    backend, _, _, url = served
+    headers = {}
+    if token == "Basic":  # the right token under another scheme is no bearer token
+        token, headers = None, {"Authorization": f"Basic {TOKENS[url]}"}
+    body = {"ExperimentName": "x"} if method == "POST" else None
+    status, answer = call(url + path, body, method=method, token=token, headers=headers)
+    assert status == 401 and answer["error"]["code"] == "Unauthorized"
+    assert "amlops token" in answer["error"]["message"]
+    assert backend.store.one("SELECT COUNT(*) FROM runs")[0] == 0
+    assert call(url + "/health", token=None) == (200, {"status": "ok"})
+
+
+def test_the_course_client_works_with_the_token_and_is_refused_without(served):
+    """The client code of the course material, unchanged: requests with a bearer header."""
+    import requests
+
+    backend, _, _, url = served
+    rest_endpoint = url + SUBMIT + "toy"
+    token = token_of(backend.ws.root)
+    response = requests.post(
+        rest_endpoint,
+        headers={"Authorization": "Bearer " + token},
+        json={"ExperimentName": "rest-pipeline", "ParameterAssignments": {"seed": 3}},
+        timeout=30,
+    )
+    response.raise_for_status()
+    run_id = response.json()["Id"]
+    assert wait_for(url, run_id)["ParameterAssignments"]["seed"] == 3
+    refused = requests.post(rest_endpoint, json={"ExperimentName": "rest-pipeline"}, timeout=30)
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+
+
+# --- bodies and methods ---------------------------------------------------------------------
+
+
+def test_a_chunked_submit_is_read_whole(served):
+    """A body sent in chunks, with no Content-Length, counts like any other."""
+    _, _, _, url = served
+    body = json.dumps({"ExperimentName": "chunks", "ParameterAssignments": {"seed": 999}})
+
+    def chunks():
+        yield body[:10].encode()
+        yield body[10:].encode()
+
+    connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=30)
+    headers = {"Authorization": f"Bearer {TOKENS[url]}", "Content-Type": "application/json"}
+    connection.request("POST", SUBMIT + "toy", body=chunks(), headers=headers,
+                       encode_chunked=True)  # fmt: skip
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    assert response.status == 200, answer
+    assert wait_for(url, answer["Id"])["ParameterAssignments"]["seed"] == 999
+    # A bad value in chunks is refused as it would be in one piece.
+    bad = json.dumps({"ExperimentName": "chunks", "ParameterAssignments": {"seed": "many"}})
+    connection.request("POST", SUBMIT + "toy", body=iter([bad.encode()]), headers=headers,
+                       encode_chunked=True)  # fmt: skip
+    response = connection.getresponse()
+    assert response.status == 400
+    assert "parameter 'seed' takes int" in json.loads(response.read())["error"]["message"]
+    connection.close()
+
+
+def test_an_empty_or_oversized_body_is_refused(served):
+    backend, _, _, url = served
+    request = urllib.request.Request(url + SUBMIT + "toy", data=b"", method="POST")
+    request.add_header("Authorization", f"Bearer {TOKENS[url]}")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 400
+    assert "ExperimentName" in json.loads(caught.value.read())["error"]["message"]
+    status, answer = call(url + SUBMIT + "toy", {"ExperimentName": "x", "Description": "y" * 2**20})
+    assert status == 413 and answer["error"]["code"] == "RequestTooLarge"
+    assert backend.store.one("SELECT COUNT(*) FROM runs")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("DELETE", SUBMIT + "toy", 405, "MethodNotAllowed"),
+        ("PUT", "/pipelines/v1.0/PipelineRuns", 405, "MethodNotAllowed"),
+        ("GET", SUBMIT + "toy", 405, "MethodNotAllowed"),
+        ("BREW", "/pipelines/v1.0/PipelineEndpoints", 405, "MethodNotAllowed"),
+        ("DELETE", "/nowhere", 404, "NotFound"),
+        ("GET", "/ui/api/runs/toy_nope/graph", 404, "NotFound"),
+        ("GET", "/pipelines/v1.0/PipelineRuns?limit=x", 400, "BadRequest"),
+    ],
+)
+def test_every_error_is_json_unknown_methods_included(served, method, path, status, code):
+    _, _, _, url = served
+    connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=30)
+    connection.request(method, path, headers={"Authorization": f"Bearer {TOKENS[url]}"})
+    response = connection.getresponse()
+    assert response.status == status
+    assert response.getheader("Content-Type") == "application/json"
+    assert json.loads(response.read())["error"]["code"] == code
+    connection.close()
+
+
+# --- ParallelStep settings ------------------------------------------------------------------
+
+
+@pytest.fixture
+def served_parallel(toy):
+    """The toy workspace with a ParallelStep whose mini_batch_size is a pipeline parameter."""
+    backend = toy.backend
+    score = toy.root / "steps" / "score"
+    score.mkdir()
+    (score / "score.py").write_text(
+        "def init():\n    pass\n\n\ndef run(batch):\n    return [str(p) for p in batch]\n"
+    )
+    scoring = Pipeline(
+        "scoring",
+        [
+            ParallelStep(
+                "score",
+                score,
+                inputs=[DatasetInput("toy-data")],
+                output=Output("scores"),
+                mini_batch_size=Param("batch", "1"),
+                environment="toy-env",
+            )
+        ],
+    )
+    backend.build([scoring], plan=False)
+    backend.publish([scoring], plan=False)
+    service = LocalService(backend.ws.root)
+    server = RestServer(service, 0)
+    service.start(schedules=False)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    TOKENS[server.url] = token_of(backend.ws.root)
+    yield backend, server.url
+    server.shutdown()
+    server.server_close()
+    service.stop()
+
+
+def test_a_parallel_step_setting_is_checked_before_the_run_is_queued(served_parallel):
+    backend, url = served_parallel
+    status, answer = submit(url, "scoring", {"ParameterAssignments": {"batch": "5 files"}})
+    assert status == 400
+    assert "parameter 'batch'" in answer["error"]["message"]
+    assert "mini_batch_size '5 files'" in answer["error"]["message"]
+    assert backend.store.one("SELECT COUNT(*) FROM runs")[0] == 0
+    status, answer = submit(url, "scoring", {"ParameterAssignments": {"batch": "2"}})
+    assert status == 200
+    run = wait_for(url, answer["Id"])
+    assert run["Status"]["StatusCode"] == "Completed", run["Status"]["StatusDetail"]
+
+
+# --- several runs at once -------------------------------------------------------------------
+
+
+def test_runs_execute_side_by_side_and_their_steps_share_the_slots(toy):
+    """Two runs at once, one step slot: both runs are Running, never two steps."""
+    backend = toy.backend
+    nap = toy.root / "steps" / "nap"
+    nap.mkdir()
+    (nap / "main.py").write_text("import sys, time\ntime.sleep(float(sys.argv[2]))\n")
+    naps = Pipeline(
+        "naps",
+        [
+            ScriptStep("nap", nap, arguments=["--s", Param("s", 1.5)], allow_reuse=False),
+            ScriptStep("nap2", nap, arguments=["--s", Param("s", 1.5), "--out", Output("o")],
+                       allow_reuse=False),
+        ],
+    )  # fmt: skip
+    backend.build([naps], plan=False)
+    backend.publish([naps], plan=False)
+    service = LocalService(backend.ws.root, max_concurrent_runs=2, step_slots=1)
+    service.start(schedules=False)
+    try:
+        runs = [service.submit("naps", None, {}, {"type": "HTTP"})[0] for _ in range(2)]
+        both_running, most_steps = False, 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with service.store() as store:
+                statuses = [r[0] for r in store.all("SELECT status FROM runs")]
+                steps = store.one("SELECT COUNT(*) FROM step_runs WHERE status='Running'")[0]
+            both_running |= statuses == ["Running", "Running"]
+            most_steps = max(most_steps, steps)
+            if all(s in FINISHED for s in statuses):
+                break
+            time.sleep(0.05)
+        assert statuses == ["Completed", "Completed"], runs
+        assert both_running and most_steps == 1
+    finally:
+        service.stop()
