@@ -191,7 +191,7 @@ def test_dataset_input_version_is_latest_or_positive_int():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"batch": "5 files"}, r"parameter 'batch': ParallelStep 'score': mini_batch_size '5 files'"),
+        ({"batch": "5 files"}, r"parameter 'batch': ParallelStep 'score': mini_batch_size '5 fi"),
         ({"threshold": -7}, r"parameter 'threshold': .*error_threshold must be an int >= -1"),
     ],
 )

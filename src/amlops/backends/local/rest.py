@@ -167,9 +167,7 @@ class RestServer:
             origin["description"] = body["Description"]
         run_id, _ = self.service.submit(name, version, parameters, origin)
         return self.read(
-            lambda store, ws: views.run_document(
-                store, ws, views.run_row(store, run_id), self.url
-            )
+            lambda store, ws: views.run_document(store, ws, views.run_row(store, run_id), self.url)
         )
 
 
@@ -255,8 +253,9 @@ def create_app(server: RestServer) -> ASGIApp:
         Route(f"{API}/PipelineEndpoints", query("endpoints", "list")),
         Route(f"{API}/PipelineEndpoints/{{name}}", query("endpoints", "show")),
         Route(f"{API}/PipelineRuns", runs),
-        Route(f"{API}/PipelineRuns/PipelineEndpointSubmit/Name/{{name}}", submit,
-              methods=["POST"]),  # fmt: skip
+        Route(
+            f"{API}/PipelineRuns/PipelineEndpointSubmit/Name/{{name}}", submit, methods=["POST"]
+        ),  # fmt: skip
         Route(f"{API}/PipelineRuns/{{run_id}}", run),
         Route(f"{API}/Schedules", query("schedules", "list")),
         Route(f"{API}/Schedules/{{name}}", query("schedules", "show")),
@@ -462,4 +461,3 @@ def _int_query(request: Request, key: str, default: int) -> int:
     if not value.isdigit():
         raise BadRequest(f"{key}: {value!r} must be a whole number")
     return int(value)
-

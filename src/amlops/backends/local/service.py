@@ -3,10 +3,12 @@
 Worker threads (``max_concurrent_runs`` of them, by default one per core) run submitted runs
 in submission order, several side by side; a run waits as Queued while all are busy, as on a
 busy AML cluster. Every run's step processes share one pool of slots (one per core), so runs
-side by side never start more step processes than the machine has cores. The scheduler thread wakes every second: a recurrence
-fires once when a fire time has passed since the service last looked, and a datastore
-trigger fires one run per file added or changed directly in its folder. Fire times that
-passed while no service was running are skipped, not replayed.
+side by side never start more step processes than the machine has cores.
+
+The scheduler thread wakes every second: a recurrence fires once when a fire time has passed
+since the service last looked, and a datastore trigger fires one run per file added or
+changed directly in its folder. Fire times that passed while no service was running are
+skipped, not replayed.
 """
 
 from __future__ import annotations

@@ -44,8 +44,7 @@ def read_token(root: Path) -> str:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ConfigError(
-            f"{path}: the token is readable by others (mode {mode:04o}); "
-            f"run: chmod 600 {path}"
+            f"{path}: the token is readable by others (mode {mode:04o}); run: chmod 600 {path}"
         )
     token = path.read_text().strip()
     for _ in range(50):  # another process made the file a moment ago and is writing it

@@ -107,7 +107,7 @@ def run_documents(
     return [run_document(store, ws, row, base_url) for row in rows]
 
 
-# --- the page's overview ---------------------------------------------------------------------------
+# --- the page's overview -------------------------------------------------------------------------
 
 
 def overview(store: Store, ws: LocalWorkspace, base_url: str, now: float) -> dict[str, Any]:
