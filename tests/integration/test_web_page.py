@@ -90,8 +90,10 @@ def repo(tmp_path: Path) -> Path:
     )  # fmt: skip
     backend = LocalBackend(tmp_path / "ws")
     try:
-        backend.register_datasets([DatasetConfig(name="diabetes-data", kind="file", path=data)], plan=False)
-        backend.register_environments([EnvironmentConfig(name="train-env", conda_file=conda)], plan=False)
+        dataset = DatasetConfig(name="diabetes-data", kind="file", path=data)
+        backend.register_datasets([dataset], plan=False)
+        environment = EnvironmentConfig(name="train-env", conda_file=conda)
+        backend.register_environments([environment], plan=False)
         backend.build([pipeline], plan=False)
         backend.publish([pipeline], plan=False)
         nightly = Recurrence(frequency="Day", interval=1, hours=(2,), minutes=(30,))
