@@ -273,7 +273,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        print("stopping: canceling the run in progress; queued runs resume at the next start",
+        print("stopping: canceling the runs in progress; queued runs resume at the next start",
               file=sys.stderr)  # fmt: skip
     finally:
         # A second signal (make and a terminal both pass Ctrl-C on) must not cut the

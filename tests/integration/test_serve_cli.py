@@ -110,7 +110,7 @@ def test_serve_answers_on_the_port_it_prints_and_sigterm_cancels_the_run_in_prog
         proc.wait()
     proc.stdout.close()
     err = log.read_text()
-    assert "canceling the run in progress" in err
+    assert "canceling the runs in progress" in err
     # Nothing is left Running: the step was stopped and its run recorded as Canceled; the
     # queued run waits for the next start.
     restarted = serve(repo, log, "--port", "0", "--no-schedules")

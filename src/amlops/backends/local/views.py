@@ -176,7 +176,10 @@ def _schedule(row, now: float) -> dict[str, Any]:
     if rec is not None and row["status"] == "Active":
         created = datetime.fromtimestamp(row["created_at"], UTC)
         after = datetime.fromtimestamp(now, UTC)
-        next_time = iso(next_fire(rec, after, anchor_of(rec, created)).timestamp())
+        try:
+            next_time = iso(next_fire(rec, after, anchor_of(rec, created)).timestamp())
+        except ValueError:  # a schedule config no longer accepts (an unknown time zone)
+            next_time = None
     return {
         "name": row["name"],
         "pipeline": row["endpoint"],
