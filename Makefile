@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 TOOLS_VENV := .venv-tools
 AZURITE := tools/azurite
+BROWSER := tools/browser
+CHROMIUM := /usr/bin/chromium
 UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
 ENV ?= local
@@ -24,7 +26,8 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix src pipelines scripts tests benchmarks tools
 	$(VENV)/bin/ruff format src pipelines scripts tests benchmarks tools
 
-tools: $(TOOLS_VENV)/.tools $(AZURITE)/node_modules/.installed
+tools: $(TOOLS_VENV)/.tools $(AZURITE)/node_modules/.installed $(BROWSER)/node_modules/.installed \
+	$(CHROMIUM)
 
 bench: $(VENV)/.runtime
 	$(VENV)/bin/python benchmarks/run_all.py
@@ -62,6 +65,21 @@ $(AZURITE)/node_modules/.installed: $(AZURITE)/package.json $(AZURITE)/package-l
 	cd $(AZURITE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
+# playwright-core for the web page test, from its committed lock; it drives the distribution's
+# Chromium and never downloads a browser of its own (--ignore-scripts: it has no install script
+# it needs).
+$(BROWSER)/node_modules/.installed: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	@command -v npm >/dev/null || { echo "make tools: needs Node.js >= 20 and npm (playwright-core)"; exit 1; }
+	cd $(BROWSER) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The headless browser of the web page test: Debian's chromium package, installed when missing.
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "make tools: install Chromium at $(CHROMIUM)"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium
+
 # Re-resolve the locks after a dependency change (needs the package index).
 lock: | $(UV)
 	$(UV) pip compile --quiet --python-version 3.11 pyproject.toml --extra azure --extra test \
@@ -71,4 +89,4 @@ lock: | $(UV)
 	$(UV) pip compile --quiet --python-version 3.11 requirements/tools.in -o requirements/tools.txt
 
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) .amlops $(AZURITE)/node_modules
+	rm -rf $(VENV) $(TOOLS_VENV) .amlops $(AZURITE)/node_modules $(BROWSER)/node_modules

@@ -216,6 +216,17 @@ def inspect_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-schedules", action="store_true", help="serve REST only; fire no schedules"
     )
+    serve.add_argument(
+        "--max-concurrent-runs",
+        type=int,
+        default=None,
+        help="runs executing side by side (default: one per core); their steps together "
+        "still start no more processes than there are cores",
+    )
+    token = sub.add_parser(
+        "token", help="print the token amlops serve asks REST callers for (Bearer <token>)"
+    )
+    _add_common(token)
     export = sub.add_parser(
         "export",
         help="write, offline, what a deploy would submit (one JSON document per pipeline)",
@@ -270,7 +281,13 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port {port}: must be a TCP port from 0 (any free one) to 65535")
     if args.poll_seconds is not None and args.poll_seconds <= 0:
         raise ConfigError(f"--poll-seconds {args.poll_seconds}: must be more than 0")
-    service = LocalService(config.workspace.path, poll_seconds=args.poll_seconds)
+    if args.max_concurrent_runs is not None and args.max_concurrent_runs < 1:
+        raise ConfigError(f"--max-concurrent-runs {args.max_concurrent_runs}: must be at least 1")
+    service = LocalService(
+        config.workspace.path,
+        poll_seconds=args.poll_seconds,
+        max_concurrent_runs=args.max_concurrent_runs,
+    )
     try:
         server = RestServer(service, port)
     except OSError as exc:
@@ -279,6 +296,13 @@ def run_serve(args: argparse.Namespace) -> int:
     service.start(schedules=not args.no_schedules)
     # The first line says where: a caller that asked for port 0 learns the real one here.
     print(f"serving {config.workspace.path} on {server.url} (Ctrl-C to stop)", flush=True)
+    print(f"web page: {server.page_url}", flush=True)
+    print(
+        f"{service.max_concurrent_runs} runs at a time; REST callers send "
+        "'Authorization: Bearer <token>' (amlops token prints it)",
+        file=sys.stderr,
+        flush=True,
+    )
     # SIGTERM (a supervisor, `kill`) stops as cleanly as Ctrl-C; SIGINT is set explicitly
     # because a shell starting us in the background may have told us to ignore it.
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -286,7 +310,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        print("stopping: canceling the run in progress; queued runs resume at the next start",
+        print("stopping: canceling the runs in progress; queued runs resume at the next start",
               file=sys.stderr)  # fmt: skip
     finally:
         # A second signal (make and a terminal both pass Ctrl-C on) must not cut the
@@ -296,6 +320,15 @@ def run_serve(args: argparse.Namespace) -> int:
             signal.signal(signum, _ignore)
         server.server_close()
         service.stop()
+    return 0
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from amlops.backends.local.token import ensure_token
+
+    config = _local_config(args)
+    token = ensure_token(config.workspace.path)  # a workspace made before tokens gets one now
+    print(json.dumps({"token": token}) if args.json else token)
     return 0
 
 
@@ -327,6 +360,8 @@ def run_inspect(args: argparse.Namespace) -> int:
         return run_serve(args)
     if args.command == "export":
         return run_export(args)
+    if args.command == "token":
+        return run_token(args)
     reader = _workspace(args)
     try:
         if args.command == "runs" and args.verb == "logs":

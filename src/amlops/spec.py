@@ -7,7 +7,7 @@ mechanical and validation here reproduces v1's own rules before Azure ever sees 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -431,6 +431,15 @@ class Pipeline:
                 known = ", ".join(sorted(values)) or "none"
                 raise SpecError(f"pipeline {self.name!r} has no parameter {key!r} (known: {known})")
             values[key] = _coerce(spec, value)
+        # A step setting given as a Param (ParallelStep's mini_batch_size, say) is checked
+        # with its value by the step's own validation, so a bad one fails before a run starts.
+        for step in self.steps:
+            for setting_name, value in step.settings().items():
+                if isinstance(value, Param):
+                    try:
+                        replace(step, **{setting_name: values[value.name]})
+                    except SpecError as exc:
+                        raise SpecError(f"parameter {value.name!r}: {exc}") from None
         return values
 
 

@@ -97,6 +97,11 @@ def test_a_rest_call_scores_new_data_with_the_deployed_endpoint(deployed):
          "--no-schedules"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
+    token = subprocess.run(
+        [sys.executable, "-m", "amlops.cli", "token", "--root", str(root)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    auth = {"Authorization": f"Bearer {token}"}
     try:
         url = serve.stdout.readline().split(" on ")[1].split()[0]
         other = {"DataStoreName": "workspaceblobstore", "RelativePath": "scoring/other"}
@@ -105,23 +110,26 @@ def test_a_rest_call_scores_new_data_with_the_deployed_endpoint(deployed):
             f"{url}/pipelines/v1.0/PipelineRuns/PipelineEndpointSubmit/Name/batch_score",
             data=json.dumps(body).encode(),
             method="POST",
+            headers=auth,
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             run_id = json.loads(response.read())["Id"]
         deadline = time.monotonic() + 300
         while True:
-            with urllib.request.urlopen(f"{url}/pipelines/v1.0/PipelineRuns/{run_id}") as r:
+            run_url = f"{url}/pipelines/v1.0/PipelineRuns/{run_id}"
+            with urllib.request.urlopen(urllib.request.Request(run_url, headers=auth)) as r:
                 run = json.loads(r.read())
-            if run["status"] not in ("Queued", "Running") or time.monotonic() > deadline:
+            status = run["Status"]["StatusCode"]
+            if status not in ("Queued", "Running") or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
     finally:
         serve.terminate()
         serve.wait(timeout=60)
         serve.stdout.close()
-    assert run["status"] == "Completed", run
-    assert run["parameters"]["scoring_data"] == "workspaceblobstore/scoring/other"
-    assert run["steps"][0]["summary"]["items"] == rows
+    assert status == "Completed", run
+    assert run["ParameterAssignments"]["scoring_data"] == "workspaceblobstore/scoring/other"
+    assert run["StepRuns"][0]["Summary"]["items"] == rows
 
 
 def test_plan_changes_nothing(deployed):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -44,15 +45,39 @@ def serve(root: Path, log: Path, *args: str) -> subprocess.Popen:
         )
 
 
-def post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
+def amlops(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "amlops.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+TOKENS: dict[str, str] = {}
+
+
+def token(root: Path) -> str:
+    """The token as a user gets it: from `amlops token`."""
+    if str(root) not in TOKENS:
+        proc = amlops("token", "--root", str(root))
+        assert proc.returncode == 0, proc.stderr
+        TOKENS[str(root)] = proc.stdout.strip()
+    return TOKENS[str(root)]
+
+
+def request(url: str, root: Path, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    req.add_header("Authorization", f"Bearer {token(root)}")
+    with urllib.request.urlopen(req, timeout=30) as response:
         return json.loads(response.read())
 
 
-def run_status(url: str, run_id: str) -> str:
-    with urllib.request.urlopen(f"{url}/pipelines/v1.0/PipelineRuns/{run_id}", timeout=30) as r:
-        return json.loads(r.read())["status"]
+def post(url: str, root: Path, body: dict) -> dict:
+    return request(url, root, {"ExperimentName": "cli", **body})
+
+
+def run_status(url: str, root: Path, run_id: str) -> str:
+    run = request(f"{url}/pipelines/v1.0/PipelineRuns/{run_id}", root)
+    return run["Status"]["StatusCode"]
 
 
 def until(predicate, what: str, limit_s: float = 120) -> None:
@@ -65,18 +90,19 @@ def until(predicate, what: str, limit_s: float = 120) -> None:
 
 def test_serve_answers_on_the_port_it_prints_and_sigterm_cancels_the_run_in_progress(repo):
     log = repo / "serve.log"
-    proc = serve(repo, log, "--port", "0")
+    proc = serve(repo, log, "--port", "0", "--max-concurrent-runs", "1")
     try:
         first = proc.stdout.readline()
         assert first.startswith(f"serving {repo / 'ws'} on http://127.0.0.1:")
         url = first.split(" on ")[1].split()[0]
+        assert proc.stdout.readline() == f"web page: {url}/?token={token(repo)}\n"
         with urllib.request.urlopen(url + "/health", timeout=30) as response:
             assert json.loads(response.read()) == {"status": "ok"}
-        done = post(url + SUBMIT + "toy", {"ParameterAssignments": {"seed": 7}})["Id"]
-        until(lambda: run_status(url, done) == "Completed", "the toy run")
-        napping = post(url + SUBMIT + "slow", {})["Id"]
-        waiting = post(url + SUBMIT + "toy", {"ParameterAssignments": {"seed": 8}})["Id"]
-        until(lambda: run_status(url, napping) == "Running", "the slow run to start")
+        done = post(url + SUBMIT + "toy", repo, {"ParameterAssignments": {"seed": 7}})["Id"]
+        until(lambda: run_status(url, repo, done) == "Completed", "the toy run")
+        napping = post(url + SUBMIT + "slow", repo, {})["Id"]
+        waiting = post(url + SUBMIT + "toy", repo, {"ParameterAssignments": {"seed": 8}})["Id"]
+        until(lambda: run_status(url, repo, napping) == "Running", "the slow run to start")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
@@ -84,14 +110,14 @@ def test_serve_answers_on_the_port_it_prints_and_sigterm_cancels_the_run_in_prog
         proc.wait()
     proc.stdout.close()
     err = log.read_text()
-    assert "canceling the run in progress" in err
+    assert "canceling the runs in progress" in err
     # Nothing is left Running: the step was stopped and its run recorded as Canceled; the
     # queued run waits for the next start.
     restarted = serve(repo, log, "--port", "0", "--no-schedules")
     try:
         url = restarted.stdout.readline().split(" on ")[1].split()[0]
-        assert run_status(url, napping) == "Canceled"
-        until(lambda: run_status(url, waiting) == "Completed", "the queued run after restart")
+        assert run_status(url, repo, napping) == "Canceled"
+        until(lambda: run_status(url, repo, waiting) == "Completed", "the queued run after restart")
     finally:
         restarted.send_signal(signal.SIGTERM)
         try:
@@ -106,6 +132,7 @@ def test_serve_answers_on_the_port_it_prints_and_sigterm_cancels_the_run_in_prog
     [
         (["--port", "70000"], "--port 70000: must be a TCP port"),
         (["--poll-seconds", "0"], "--poll-seconds 0.0: must be more than 0"),
+        (["--max-concurrent-runs", "0"], "--max-concurrent-runs 0: must be at least 1"),
         (["--env", "nowhere"], "--env 'nowhere'"),
     ],
 )
@@ -144,5 +171,33 @@ def test_serve_without_a_workspace_says_to_deploy_first(tmp_path):
         text=True,
         timeout=60,
     )
+    assert proc.returncode == 2 and "run 'make deploy' first" in proc.stderr
+    assert not (tmp_path / "ws").exists()
+
+
+def test_amlops_token_prints_the_workspace_token(repo):
+    path = repo / "ws" / "token"
+    assert token(repo) == path.read_text().strip()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    proc = amlops("token", "--root", str(repo), "--json")
+    assert json.loads(proc.stdout) == {"token": token(repo)}
+
+
+def test_a_workspace_made_before_tokens_gets_one_and_a_shared_token_is_refused(repo):
+    path = repo / "ws" / "token"
+    path.unlink()
+    made = amlops("token", "--root", str(repo))
+    assert made.returncode == 0 and made.stdout.strip() == path.read_text().strip()
+    path.chmod(0o644)
+    proc = amlops("token", "--root", str(repo))
+    assert proc.returncode == 2
+    assert f"error: {path}: the token is readable by others (mode 0644)" in proc.stderr
+    assert f"chmod 600 {path}" in proc.stderr
+
+
+def test_amlops_token_without_a_workspace_says_to_deploy_first(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "local.yml").write_text("workspace:\n  path: ws\n")
+    proc = amlops("token", "--root", str(tmp_path))
     assert proc.returncode == 2 and "run 'make deploy' first" in proc.stderr
     assert not (tmp_path / "ws").exists()

@@ -186,3 +186,18 @@ def test_dataset_input_version_is_latest_or_positive_int():
         DatasetInput("ds", 0)
     with pytest.raises(SpecError, match="version"):
         DatasetInput("ds", "2")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"batch": "5 files"}, r"parameter 'batch': ParallelStep 'score': mini_batch_size '5 fi"),
+        ({"threshold": -7}, r"parameter 'threshold': .*error_threshold must be an int >= -1"),
+    ],
+)
+def test_a_step_setting_given_as_a_param_is_checked_with_its_value(overrides, message):
+    step = parallel(mini_batch_size=Param("batch", "10"), error_threshold=Param("threshold", 5))
+    pipeline = Pipeline("p", [step])
+    assert pipeline.resolve_parameters({"batch": "2MB", "threshold": -1})["batch"] == "2MB"
+    with pytest.raises(SpecError, match=message):
+        pipeline.resolve_parameters(overrides)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -146,12 +146,16 @@ class Runner:
         progress: TextIO | None = None,
         cancel: Cancellation | None = None,
         max_parallel_steps: int | None = None,
+        step_slots: threading.Semaphore | None = None,
     ):
         self.ws = ws
         self.store = store
         self.progress = progress or sys.stderr
         self.cancel = cancel or Cancellation()  # another thread may cancel the run with it
         self.max_parallel_steps = max_parallel_steps or os.cpu_count() or 1
+        # Shared by runs executing side by side (the service's): a step process holds one
+        # slot while it runs, so all runs together start no more step processes than slots.
+        self.step_slots = step_slots or nullcontext()
 
     def run(self, request: RunRequest) -> RunResult:
         return self.execute(self.submit(request), request)
@@ -377,25 +381,20 @@ class Runner:
         # Exactly what the step's process was given, next to its logs: for the user reading
         # why a step did what it did, and for the tests comparing bindings with Azure's.
         (step_dir / "command.json").write_text(json.dumps(argv[1:]))
-        start = time.time()
-        with store.transaction() as db:
-            db.execute(
-                "UPDATE step_runs SET status=?, fingerprint=?, start_time=?, folder=?,"
-                " reuse_key=?, why=? WHERE run_id=? AND step=?",
-                (
-                    RUNNING,
-                    fingerprint,
-                    start,
-                    self.ws.rel(step_dir),
-                    record,
-                    why,
-                    run_id,
-                    step.name,
-                ),  # fmt: skip
-            )
-        self._say(f"{prefix}: running")
-        job_env = self._job_environment(step, bound, run_id, request)
-        exit_code = self._spawn(argv, step_dir, step, run_id, job_env, store)
+        with self.step_slots:  # NotStarted until a slot is free
+            start = time.time()
+            with store.transaction() as db:
+                db.execute(
+                    "UPDATE step_runs SET status=?, fingerprint=?, start_time=?, folder=?,"
+                    " reuse_key=?, why=? WHERE run_id=? AND step=?",
+                    (
+                        RUNNING, fingerprint, start, self.ws.rel(step_dir), record, why, run_id,
+                        step.name,
+                    ),
+                )  # fmt: skip
+            self._say(f"{prefix}: running")
+            job_env = self._job_environment(step, bound, run_id, request)
+            exit_code = self._spawn(argv, step_dir, step, run_id, job_env, store)
         end = time.time()
         status = COMPLETED if exit_code == 0 else FAILED
         summary_file = bound.summary_file

@@ -1,15 +1,20 @@
 """The local workspace's always-on side: published pipelines run on request and on schedule.
 
-One worker thread runs submitted runs one at a time, in submission order (a run waits as
-Queued, as on a busy AML cluster). The scheduler thread wakes every second: a recurrence
-fires once when a fire time has passed since the service last looked, and a datastore
-trigger fires one run per file added or changed directly in its folder. Fire times that
-passed while no service was running are skipped, not replayed.
+Worker threads (``max_concurrent_runs`` of them, by default one per core) run submitted runs
+in submission order, several side by side; a run waits as Queued while all are busy, as on a
+busy AML cluster. Every run's step processes share one pool of slots (one per core), so runs
+side by side never start more step processes than the machine has cores.
+
+The scheduler thread wakes every second: a recurrence fires once when a fire time has passed
+since the service last looked, and a datastore trigger fires one run per file added or
+changed directly in its folder. Fire times that passed while no service was running are
+skipped, not replayed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sys
 import threading
@@ -46,8 +51,13 @@ class LocalService:
         poll_seconds: float | None = None,
         log: TextIO | None = None,
         clock=time.time,
+        max_concurrent_runs: int | None = None,
+        step_slots: int | None = None,
     ):
         self.ws = LocalWorkspace(root)
+        cores = os.cpu_count() or 1
+        self.max_concurrent_runs = max_concurrent_runs or cores
+        self.step_slots = threading.BoundedSemaphore(step_slots or cores)
         self.poll_seconds = poll_seconds  # None: each trigger's polling_interval, in minutes
         self.log = log or sys.stderr
         self.clock = clock
@@ -55,7 +65,8 @@ class LocalService:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._looked: dict[str, float] = {}  # schedule id -> when the scheduler last looked
         self._stop = threading.Event()
-        self._cancel = Cancellation()
+        self._running: set[Cancellation] = set()  # one per run in progress
+        self._canceling = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
@@ -102,11 +113,29 @@ class LocalService:
                 tags=_tags(origin),
                 experiment=origin.get("experiment"),
             )
-            result = Runner(self.ws, store, self.log, self._cancel).execute(run_id, request)
+            # Each run its own cancellation: a run that breaks stops its own steps only.
+            with self._cancellation() as cancel:
+                runner = Runner(self.ws, store, self.log, cancel, step_slots=self.step_slots)
+                result = runner.execute(run_id, request)
         self.say(f"run {run_id}: {result.status}")
+
+    @contextmanager
+    def _cancellation(self) -> Iterator[Cancellation]:
+        cancel = Cancellation()
+        with self._lock:
+            if self._canceling.is_set():
+                cancel.set()
+            self._running.add(cancel)
+        try:
+            yield cancel
+        finally:
+            with self._lock:
+                self._running.discard(cancel)
 
     def _work(self) -> None:
         while (run_id := self._queue.get()) is not None:
+            if self._canceling.is_set():
+                return  # stopping: what is still queued waits for the next start
             try:
                 self._execute(run_id)
             except KeyboardInterrupt:
@@ -210,19 +239,25 @@ class LocalService:
         for row in waiting:
             if json.loads(row["origin"] or "{}").get("endpoint"):
                 self._queue.put(row["run_id"])
-        targets = [self._work] + ([self._schedule_loop] if schedules else [])
-        for target in targets:
-            thread = threading.Thread(target=target, name=target.__name__, daemon=True)
+        targets = [self._work] * self.max_concurrent_runs
+        targets += [self._schedule_loop] if schedules else []
+        for n, target in enumerate(targets):
+            name = f"{target.__name__}-{n}"
+            thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
     def stop(self, *, cancel: bool = True) -> None:
-        """Stop scheduling; cancel the run in progress (queued runs wait for the next start),
+        """Stop scheduling; cancel the runs in progress (queued runs wait for the next start),
         or with ``cancel=False`` finish every queued run first."""
         self._stop.set()
         if cancel:
-            self._cancel.set()
-        self._queue.put(None)
+            with self._lock:
+                self._canceling.set()
+                for running in self._running:
+                    running.set()
+        for _ in range(self.max_concurrent_runs):
+            self._queue.put(None)
         for thread in self._threads:
             thread.join()
 

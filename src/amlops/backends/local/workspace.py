@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amlops.backends.local.store import Store
+from amlops.backends.local.token import ensure_token
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 
@@ -51,6 +52,7 @@ class LocalWorkspace:
     def open_store(self) -> Store:
         for folder in (self.datastore(DEFAULT_DATASTORE), self.environments, self.runs, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
+        ensure_token(self.root)  # what `amlops serve` asks callers for
         return Store(self.db_path)
 
     def rel(self, path: Path) -> str:
