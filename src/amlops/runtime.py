@@ -47,6 +47,12 @@ def mlflow_run(tags: dict[str, str] | None = None) -> Iterator[Any]:
     import mlflow
 
     ctx = context()
+    if os.environ.get("MLFLOW_RUN_ID"):
+        # A sweep trial: the sweep created this run under its own and reads the metrics the
+        # trial logs to it, as Azure hands a trial its run (mlflow resumes MLFLOW_RUN_ID).
+        with mlflow.start_run(tags=tags) as run:
+            yield run
+        return
     if os.environ.get("AMLOPS_RUN_ID") is None:
         with mlflow.start_run(tags=tags) as run:
             yield run
