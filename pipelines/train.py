@@ -247,7 +247,7 @@ def _sweep_steps(r, settings, prepared, model, p, common) -> list:
                 "--output", swept,
             ],
             search_space=space,
-            sampling=r.choice("sampling", ("random", "grid", "bayesian")),
+            sampling=r.choice("sampling", ("random", "grid", "bayesian"), default="random"),
             primary_metric_name=metric,
             primary_metric_goal=metrics[metric],
             max_total_runs=r.integer("max_total_runs", 20, low=1),

@@ -138,8 +138,10 @@ class Sweep:
         n = len(trial.history)
         if policy is None or n <= trial.judged or not due(n, policy):
             return
-        trial.judged = n
         others = [t.history for t in self.trials if t is not trial]
+        if not any(len(h) >= n for h in others):
+            return  # judged once another trial has reached this interval too
+        trial.judged = n
         if should_stop(trial.history, others, policy, self.goal):
             trial.early_stopped = True
             trial.proc.terminate()  # type: ignore[union-attr]
