@@ -26,7 +26,10 @@ from amlops.config import Config, WorkspaceConfig, load_config
 from amlops.deploy import build_pipelines, deploy
 from amlops.spec import Param, Pipeline
 
-ENVS = sorted(p.stem for p in (REPO / "config").glob("*.yml"))
+# local-tuning holds SweepStep and AutoMLStep, which have no v1 compiler yet (issue 13: left),
+# and its full local run takes minutes; tests/integration/test_tuning_local.py runs both kinds.
+NOT_CONFORMANCE = {"local-tuning"}
+ENVS = sorted(p.stem for p in (REPO / "config").glob("*.yml") if p.stem not in NOT_CONFORMANCE)
 
 
 def azure_kind(value: Any) -> str:
