@@ -197,8 +197,52 @@ class SettingsReader:
             raise self.fail(name, "is required (a non-empty string)")
         return value
 
-    def choice(self, name: str, choices: Sequence[str]) -> str:
-        return self._r.choice(self.cfg.settings, "", name, choices)
+    def choice(self, name: str, choices: Sequence[str], default: Any = ...) -> str:
+        return self._r.choice(self.cfg.settings, "", name, choices, default)
+
+    def section(self, name: str) -> SettingsReader | None:
+        """An optional nested block (``sweep:``) read with the same checks, its keys prefixed."""
+        value = self.cfg.settings.get(name)
+        if value is None:
+            return None
+        body = self._r.mapping(value, name)
+        return SettingsReader(
+            PipelineConfig(self.cfg.name, body, {}, f"{self.cfg.where}.{name}", self.cfg.file)
+        )
+
+    def has(self, name: str) -> bool:
+        return self.cfg.settings.get(name) is not None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.cfg.settings.get(name, default)
+
+    def keys(self) -> list[str]:
+        return list(self.cfg.settings)
+
+    def integer(self, name: str, default: Any = ..., *, low: int = 0) -> Any:
+        value = self.cfg.settings.get(name, default)
+        if value is ...:
+            raise self.fail(name, "is required")
+        if value is not None and value is not default:
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise self.fail(name, f"must be an integer >= {low}, got {value!r}")
+        return value
+
+    def number(self, name: str, default: Any = None) -> Any:
+        value = self.cfg.settings.get(name, default)
+        if value is not None and value is not default:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.fail(name, f"must be a number, got {value!r}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        return self._r.bool_(self.cfg.settings, "", name, default)
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self.cfg.settings.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(name, f"must be a list of strings, got {value!r}")
+        return tuple(value)
 
     def parameters(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overridden by config: known names only, each of its default's type."""

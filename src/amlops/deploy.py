@@ -191,7 +191,7 @@ def _run_stage(
             )
         except SpecError as exc:
             raise ConfigError(f"{config.file}: pipelines.{pipeline.name}: {exc}") from None
-        manifest.runs.append(_run_entry(result))
+        manifest.runs.append(_run_entry(result, pipeline))
         manifest.changes += sum(
             not s.reused and s.name in reusable for s in result.steps if s.status == "Completed"
         )
@@ -207,14 +207,24 @@ def _run_stage(
     return failures
 
 
-def _run_entry(result: RunResult) -> dict[str, Any]:
+def _run_entry(result: RunResult, pipeline: Pipeline) -> dict[str, Any]:
+    kinds = {s.name: s.kind for s in pipeline.steps}
     steps = []
     for s in result.steps:
-        entry = {"name": s.name, "status": s.status, "reused": s.reused, "why": list(s.why)}
+        entry = {
+            "name": s.name,
+            "kind": kinds[s.name],
+            "status": s.status,
+            "reused": s.reused,
+            "why": list(s.why),
+        }
         if s.reused_from:
             entry["reused_from"] = s.reused_from
         if s.summary:
-            entry["summary"] = s.summary
+            summary = dict(s.summary)
+            if "trials" in summary:  # a sweep's: parameters, metric, status, early-stopped
+                entry["trials"] = summary.pop("trials")
+            entry["summary"] = summary
         steps.append(entry)
     return {
         "pipeline": result.pipeline,

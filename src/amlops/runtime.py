@@ -90,9 +90,10 @@ def mlflow_run(tags: dict[str, str] | None = None) -> Iterator[Any]:
     step_tags = {}
     if ctx.git_commit:
         step_tags["mlflow.source.git.commit"] = ctx.git_commit
-    if not ctx.local:
+    if not ctx.local or os.environ.get("MLFLOW_RUN_ID"):
         # On Azure, start_run attaches to MLFLOW_RUN_ID, the step's AML run, which the
         # service already nests under the pipeline run (mlflow/tracking/fluent.py start_run).
+        # A local sweep trial likewise resumes the run its sweep made for it under its own.
         with mlflow.start_run(tags={**step_tags, **(tags or {})}) as run:
             yield run
         return

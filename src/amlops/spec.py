@@ -338,9 +338,357 @@ class ParallelStep(StepBase):
         return found + [i for i in self.side_inputs if i not in found]
 
 
+# --- tuning: HyperDriveStep and AutoMLStep ------------------------------------------------
+
+# v1's parameter expressions (azureml.train.hyperdrive.parameter_expressions) and how many
+# numeric arguments each takes; choice takes one or more values of any plain type.
+EXPRESSION_ARITY = {
+    "uniform": 2,  # (min_value, max_value)
+    "quniform": 3,  # (min_value, max_value, q)
+    "loguniform": 2,  # exp(uniform(min_value, max_value)): the bounds are exponents
+    "qloguniform": 3,
+    "normal": 2,  # (mu, sigma)
+    "qnormal": 3,
+    "randint": 1,  # (upper): integers in [0, upper)
+}
+EXPRESSIONS = ("choice", *EXPRESSION_ARITY)
+# What each sampling accepts (sampling.py: GridParameterSampling / BayesianParameterSampling).
+SAMPLING_EXPRESSIONS = {
+    "random": frozenset(EXPRESSIONS),
+    "grid": frozenset({"choice"}),
+    "bayesian": frozenset({"choice", "uniform", "quniform"}),
+}
+GOALS = ("maximize", "minimize")
+POLICIES = ("bandit", "median_stopping", "truncation_selection")
+# Service limits: MAX_DURATION_MINUTES in azureml/train/hyperdrive/runconfig.py; 1000 trials
+# is the documented ceiling of max_total_runs (and RESUME_FROM_TOTAL_RUNS there).
+MAX_TOTAL_RUNS = 1000
+MAX_DURATION_MINUTES = 10080
+METRIC_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/ ]{0,254}$")
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    """One hyperparameter of a sweep: the trial script's ``--<name>`` argument and its v1
+    parameter expression, ``choice(*values)``, ``uniform(min, max)``, ``randint(upper)``..."""
+
+    name: str
+    expression: str
+    values: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        _check_name("Sweep parameter", self.name)
+        object.__setattr__(self, "values", tuple(self.values))
+        where = f"search parameter {self.name!r}"
+        if self.expression not in EXPRESSIONS:
+            raise SpecError(f"{where}: expression must be one of {', '.join(EXPRESSIONS)}")
+        if self.expression == "choice":
+            if not self.values or not all(
+                isinstance(v, str | int | float | bool) for v in self.values
+            ):
+                raise SpecError(f"{where}: choice needs one or more numbers, strings or booleans")
+            return
+        arity = EXPRESSION_ARITY[self.expression]
+        if len(self.values) != arity or not all(_is_number(v) for v in self.values):
+            raise SpecError(f"{where}: {self.expression} takes {arity} numbers")
+        if self.expression == "randint":
+            if not isinstance(self.values[0], int) or self.values[0] <= 0:
+                raise SpecError(f"{where}: randint(upper) needs a positive int")
+        elif self.expression in ("uniform", "quniform", "loguniform", "qloguniform"):
+            if self.values[0] >= self.values[1]:
+                raise SpecError(f"{where}: {self.expression} needs min_value < max_value")
+        elif self.values[1] <= 0:
+            raise SpecError(f"{where}: {self.expression} needs sigma > 0")
+        if arity == 3 and self.values[2] <= 0:
+            raise SpecError(f"{where}: {self.expression} needs q > 0")
+
+
+@dataclass(frozen=True)
+class EarlyTermination:
+    """A v1 early termination policy: BanditPolicy, MedianStoppingPolicy or
+    TruncationSelectionPolicy, judged every ``evaluation_interval`` logged values of the
+    primary metric once ``delay_evaluation`` have been logged."""
+
+    policy: str
+    evaluation_interval: int = 1
+    delay_evaluation: int = 0
+    slack_factor: float | None = None
+    slack_amount: float | None = None
+    truncation_percentage: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise SpecError(f"early termination policy must be one of {', '.join(POLICIES)}")
+        _check_int_key("early termination", "evaluation_interval", self.evaluation_interval, 1)
+        _check_int_key("early termination", "delay_evaluation", self.delay_evaluation, 0)
+        bandit = self.policy == "bandit"
+        slacks = [v for v in (self.slack_factor, self.slack_amount) if v is not None]
+        if bandit and len(slacks) != 1:
+            raise SpecError("bandit policy needs exactly one of slack_factor or slack_amount")
+        if not bandit and slacks:
+            raise SpecError(f"{self.policy} policy takes no slack_factor or slack_amount")
+        if any(not _is_number(v) or v <= 0 for v in slacks):
+            raise SpecError("bandit policy: the slack must be a number > 0")
+        truncation = self.policy == "truncation_selection"
+        if truncation:
+            pct = self.truncation_percentage
+            if isinstance(pct, bool) or not isinstance(pct, int) or not 1 <= pct <= 99:
+                raise SpecError("truncation_selection policy needs truncation_percentage 1..99")
+        elif self.truncation_percentage is not None:
+            raise SpecError(f"{self.policy} policy takes no truncation_percentage")
+
+
+@dataclass(frozen=True)
+class SweepStep(StepBase):
+    """A HyperDriveStep: ``script`` run once per trial with ``--<name> <value>`` appended for
+    each sampled hyperparameter; the best trial's ``outputs`` become the step's outputs and
+    ``metrics_output`` holds every trial's logged metrics (v1's ``metrics_output``)."""
+
+    search_space: tuple[SearchParam, ...] = ()
+    early_termination: EarlyTermination | None = None
+    metrics_output: Output | None = None
+    script: str = setting("main.py", str)
+    sampling: str = setting("random", str)
+    primary_metric_name: str = setting("", str)
+    primary_metric_goal: str = setting("maximize", str)
+    max_total_runs: int = setting(20, int)
+    max_concurrent_runs: int | None = setting(None, int)
+    max_duration_minutes: int = setting(MAX_DURATION_MINUTES, int)
+    # Locally seeds random and Bayesian sampling; v1 samples with the service's own seed.
+    seed: int = setting(0, int)
+
+    def __post_init__(self) -> None:
+        self._validate_common("SweepStep")
+        where = f"SweepStep {self.name!r}"
+        object.__setattr__(self, "search_space", tuple(self.search_space))
+        _check_relative_script(self.name, "script", self.script)
+        if not self.search_space or not all(isinstance(p, SearchParam) for p in self.search_space):
+            raise SpecError(f"{where}: search_space needs one or more SearchParams")
+        names = [p.name for p in self.search_space]
+        if len(set(names)) != len(names):
+            raise SpecError(f"{where}: search_space names a parameter twice")
+        flags = {str(a)[2:] for a in self.arguments if isinstance(a, str) and a.startswith("--")}
+        clash = sorted(flags & set(names))
+        if clash:
+            raise SpecError(
+                f"{where}: --{clash[0]} is both a fixed argument and a searched parameter"
+            )
+        if self.sampling not in SAMPLING_EXPRESSIONS:
+            raise SpecError(f"{where}: sampling must be one of {', '.join(SAMPLING_EXPRESSIONS)}")
+        allowed = SAMPLING_EXPRESSIONS[self.sampling]
+        for p in self.search_space:
+            if p.expression not in allowed:
+                raise SpecError(
+                    f"{where}: {self.sampling} sampling does not take {p.expression} "
+                    f"(parameter {p.name!r}; it takes {', '.join(sorted(allowed))})"
+                )
+        if self.sampling == "bayesian" and self.early_termination is not None:
+            raise SpecError(f"{where}: bayesian sampling does not support early termination")
+        if self.early_termination is not None and not isinstance(
+            self.early_termination, EarlyTermination
+        ):
+            raise SpecError(f"{where}: early_termination must be an EarlyTermination")
+        if not isinstance(self.primary_metric_name, str) or not METRIC_NAME_RE.match(
+            self.primary_metric_name
+        ):
+            raise SpecError(f"{where}: primary_metric_name must name a metric the trial logs")
+        if self.primary_metric_goal not in GOALS:
+            raise SpecError(f"{where}: primary_metric_goal must be maximize or minimize")
+        _check_int_key(where, "max_total_runs", self.max_total_runs, 1, MAX_TOTAL_RUNS)
+        if self.max_concurrent_runs is not None:
+            _check_int_key(
+                where, "max_concurrent_runs", self.max_concurrent_runs, 1, self.max_total_runs
+            )
+        _check_int_key(
+            where, "max_duration_minutes", self.max_duration_minutes, 1, MAX_DURATION_MINUTES
+        )
+        _check_int_key(where, "seed", self.seed, 0)
+        if self.metrics_output is not None and not isinstance(self.metrics_output, Output):
+            raise SpecError(f"{where}: metrics_output must be an Output")
+        if self.metrics_output is not None and self.metrics_output in self.outputs:
+            raise SpecError(f"{where}: metrics_output is also one of the trial outputs")
+
+    def all_outputs(self) -> list[Output]:
+        found = super().all_outputs()
+        if self.metrics_output is not None and self.metrics_output not in found:
+            found.append(self.metrics_output)
+        return found
+
+    def trial_outputs(self) -> list[Output]:
+        """The outputs each trial writes (the best trial's become the step's)."""
+        return [o for o in super().all_outputs() if o != self.metrics_output]
+
+
+AUTOML_TASKS = ("classification", "regression")
+# Azure's primary metrics per task (azureml/automl/core/shared/constants.py: Metric.
+# CLASSIFICATION_PRIMARY_SET, REGRESSION_PRIMARY_SET), the first the default here.
+AUTOML_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": (
+        "accuracy",
+        "AUC_weighted",
+        "average_precision_score_weighted",
+        "norm_macro_recall",
+        "precision_score_weighted",
+    ),
+    "regression": (
+        "normalized_root_mean_squared_error",
+        "r2_score",
+        "spearman_correlation",
+        "normalized_mean_absolute_error",
+    ),
+}
+# Azure's model names (azureml.train.automl.constants SupportedModels) that the local search
+# has an equivalent for; the local stand-in maps each onto a FLAML estimator.
+AUTOML_MODELS: dict[str, tuple[str, ...]] = {
+    "classification": (
+        "LogisticRegression",
+        "RandomForest",
+        "ExtremeRandomTrees",
+        "GradientBoosting",
+        "XGBoostClassifier",
+        "KNN",
+        "SGD",
+    ),
+    "regression": (
+        "RandomForest",
+        "ExtremeRandomTrees",
+        "GradientBoosting",
+        "XGBoostRegressor",
+        "ElasticNet",
+        "LassoLars",
+        "SGD",
+    ),
+}
+# automl_base_settings.py: MIN_EXPTIMEOUT_MINUTES, MAXIMUM_EXPERIMENT_TIMEOUT_MINUTES,
+# MAXIMUM_ITERATION_TIMEOUT_MINUTES, MAX_N_CROSS_VALIDATIONS; constants.MAX_ITERATIONS.
+AUTOML_TIMEOUT_MINUTES = (15, 525600)
+AUTOML_ITERATION_TIMEOUT_MINUTES = (1, 43200)
+AUTOML_MAX_ITERATIONS = 1000
+AUTOML_MAX_CV = 1000
+AUTOML_SOURCE = Path(__file__).parent / "automl"
+
+
+@dataclass(frozen=True)
+class AutoMLStep(StepBase):
+    """An AutoMLStep with its AutoMLConfig folded in: ``training_data`` is a folder of CSV (on
+    v1 read as a tabular dataset, ``training_file`` within it); ``metrics_output`` and
+    ``model_output`` are v1's ``TrainingOutput(type="Metrics")`` and ``(type="Model")``."""
+
+    # AutoML runs no user code: the folder is the local stand-in's own, so its fingerprint
+    # changes when the stand-in does.
+    source_dir: Path = AUTOML_SOURCE
+    training_data: InputRef | DatasetInput | None = None
+    metrics_output: Output | None = None
+    model_output: Output | None = None
+    allowed_models: tuple[str, ...] = ()
+    blocked_models: tuple[str, ...] = ()
+    task: str = setting("regression", str)
+    primary_metric: str | None = setting(None, str)
+    label_column_name: str = setting("", str)
+    training_file: str = setting("train.csv", str)
+    experiment_timeout_minutes: int = setting(15, int)
+    iteration_timeout_minutes: int | None = setting(None, int)
+    iterations: int = setting(100, int)
+    max_concurrent_iterations: int = setting(1, int)
+    n_cross_validations: int | None = setting(None, int)
+    validation_size: float | None = setting(None, float)
+    enable_early_stopping: bool = setting(True, bool)
+    seed: int = setting(0, int)  # the local search's; Azure's is its own
+
+    def __post_init__(self) -> None:
+        self._validate_common("AutoMLStep")
+        where = f"AutoMLStep {self.name!r}"
+        object.__setattr__(self, "allowed_models", tuple(self.allowed_models))
+        object.__setattr__(self, "blocked_models", tuple(self.blocked_models))
+        if self.arguments:
+            raise SpecError(f"{where}: takes no arguments (AutoML runs no script)")
+        if self.outputs:
+            raise SpecError(f"{where}: its outputs are metrics_output and model_output")
+        if not isinstance(self.training_data, InputRef | DatasetInput):
+            raise SpecError(f"{where}: training_data must be a step output or a dataset")
+        if self.task not in AUTOML_TASKS:
+            raise SpecError(f"{where}: task must be one of {', '.join(AUTOML_TASKS)}")
+        metrics = AUTOML_METRICS[self.task]
+        if self.primary_metric is None:
+            object.__setattr__(self, "primary_metric", metrics[0])
+        if self.primary_metric not in metrics:
+            raise SpecError(
+                f"{where}: primary_metric {self.primary_metric!r} is not an Azure ML "
+                f"{self.task} metric ({', '.join(metrics)})"
+            )
+        if not self.label_column_name or not isinstance(self.label_column_name, str):
+            raise SpecError(f"{where}: label_column_name is required")
+        if APPEND_ROW_FILE_NAME_BAD.search(self.training_file) or not self.training_file:
+            raise SpecError(f"{where}: training_file must be a plain file name")
+        models = AUTOML_MODELS[self.task]
+        for key in ("allowed_models", "blocked_models"):
+            for model in getattr(self, key):
+                if model not in models:
+                    raise SpecError(
+                        f"{where}: {key} names {model!r}, not a {self.task} model "
+                        f"({', '.join(models)})"
+                    )
+        if set(self.allowed_models) & set(self.blocked_models):
+            raise SpecError(f"{where}: a model is both allowed and blocked")
+        if self.allowed_models and not set(self.allowed_models) - set(self.blocked_models):
+            raise SpecError(f"{where}: allowed_models leaves no model to try")
+        if set(models) <= set(self.blocked_models):
+            raise SpecError(f"{where}: blocked_models leaves no model to try")
+        low, high = AUTOML_TIMEOUT_MINUTES
+        _check_int_key(
+            where, "experiment_timeout_minutes", self.experiment_timeout_minutes, low, high
+        )
+        if self.iteration_timeout_minutes is not None:
+            low, high = AUTOML_ITERATION_TIMEOUT_MINUTES
+            _check_int_key(
+                where, "iteration_timeout_minutes", self.iteration_timeout_minutes, low, high
+            )
+        _check_int_key(where, "iterations", self.iterations, 1, AUTOML_MAX_ITERATIONS)
+        _check_int_key(where, "max_concurrent_iterations", self.max_concurrent_iterations, 1)
+        if self.n_cross_validations is not None and self.validation_size is not None:
+            raise SpecError(f"{where}: give n_cross_validations or validation_size, not both")
+        if self.n_cross_validations is not None:
+            _check_int_key(where, "n_cross_validations", self.n_cross_validations, 2, AUTOML_MAX_CV)
+        vs = self.validation_size
+        if vs is not None and (not _is_number(vs) or not 0.0 < vs < 1.0):
+            raise SpecError(f"{where}: validation_size must be between 0 and 1")
+        if not isinstance(self.enable_early_stopping, bool):
+            raise SpecError(f"{where}: enable_early_stopping must be true or false")
+        _check_int_key(where, "seed", self.seed, 0)
+        for key in ("metrics_output", "model_output"):
+            if not isinstance(getattr(self, key), Output):
+                raise SpecError(f"{where}: {key} must be an Output")
+        if self.metrics_output == self.model_output:
+            raise SpecError(f"{where}: metrics_output and model_output must differ")
+
+    def all_inputs(self) -> list[Input]:
+        found = super().all_inputs()
+        if self.training_data is not None and self.training_data not in found:
+            found.insert(0, self.training_data)
+        return found
+
+    def all_outputs(self) -> list[Output]:
+        return [o for o in (self.metrics_output, self.model_output) if o is not None]
+
+
 Step = StepBase
 # Every step kind the spec knows, for specjson and the backends' tables.
-STEP_KINDS: tuple[type[StepBase], ...] = (ScriptStep, ParallelStep)
+STEP_KINDS: tuple[type[StepBase], ...] = (ScriptStep, ParallelStep, SweepStep, AutoMLStep)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_int_key(
+    where: str, key: str, value: object, minimum: int, maximum: int | None = None
+) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum  # type: ignore[operator]
+    if not ok:
+        span = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise SpecError(f"{where}: {key} must be an int {span}, got {value!r}")
 
 
 def _check_relative_script(step: str, key: str, script: str) -> None:

@@ -12,10 +12,12 @@ from amlops.spec import (
     STEP_KINDS,
     DataPathParam,
     DatasetInput,
+    EarlyTermination,
     InputRef,
     Output,
     Param,
     Pipeline,
+    SearchParam,
     SpecError,
     Step,
 )
@@ -46,6 +48,12 @@ def value_document(value: Any) -> Any:
             "name": value.input_name,
             "mode": value.mode,
         }
+    if isinstance(value, SearchParam):
+        return {"search": value.name, "expression": value.expression, "values": list(value.values)}
+    if isinstance(value, EarlyTermination):
+        doc = {"early_termination": value.policy}
+        doc.update({f.name: getattr(value, f.name) for f in fields(value) if f.name != "policy"})
+        return doc
     if isinstance(value, tuple | list):
         return [value_document(v) for v in value]
     return value
@@ -97,6 +105,11 @@ def value_from_document(doc: Any) -> Any:
         return Output(doc["output"])
     if "from_output" in doc:
         return InputRef(Output(doc["from_output"]), doc["input"])
+    if "search" in doc:
+        return SearchParam(doc["search"], doc["expression"], tuple(doc["values"]))
+    if "early_termination" in doc:
+        rest = {k: v for k, v in doc.items() if k != "early_termination"}
+        return EarlyTermination(doc["early_termination"], **rest)
     if "dataset" in doc:
         unnamed = DatasetInput(doc["dataset"], doc["version"], None, doc["mode"])
         if unnamed.input_name == doc["name"]:

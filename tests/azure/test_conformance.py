@@ -26,8 +26,13 @@ from amlops.deploy import build_pipelines, deploy
 from amlops.spec import Param, Pipeline
 
 # A v2 config's pipelines are checked against v2 in tests/azure_v2/test_conformance_v2.py.
+# local-tuning holds SweepStep and AutoMLStep, which have no v1 compiler yet (issue 13: left),
+# and its full local run takes minutes; tests/integration/test_tuning_local.py runs both kinds.
+NOT_CONFORMANCE = {"local-tuning"}
 ENVS = sorted(
-    p.stem for p in (REPO / "config").glob("*.yml") if "backend: azureml_v2" not in p.read_text()
+    p.stem
+    for p in (REPO / "config").glob("*.yml")
+    if p.stem not in NOT_CONFORMANCE and "backend: azureml_v2" not in p.read_text()
 )
 
 

@@ -11,14 +11,18 @@ from helpers import REPO
 from amlops.config import load_config
 from amlops.deploy import build_pipelines
 from amlops.spec import (
+    AutoMLStep,
     DataPathParam,
     DatasetInput,
+    EarlyTermination,
     Output,
     ParallelStep,
     Param,
     Pipeline,
     ScriptStep,
+    SearchParam,
     SpecError,
+    SweepStep,
 )
 from amlops.specjson import document_fingerprint, pipeline_document, pipeline_from_document
 
@@ -77,6 +81,53 @@ def test_every_kind_of_value_round_trips(tmp_path: Path):
         description="every value kind",
     )  # fmt: skip
     assert round_trip(pipeline) == pipeline
+
+
+def test_tuning_steps_round_trip(tmp_path: Path):
+    (tmp_path / "main.py").write_text("")
+    prepared, metrics = Output("prepared"), Output("metrics")
+    space = [
+        SearchParam("lr", "loguniform", (-6, -1)),
+        SearchParam("depth", "choice", (2, 3, "auto", True)),
+        SearchParam("seed", "randint", (10,)),
+        SearchParam("alpha", "qnormal", (0.0, 1.5, 0.25)),
+    ]
+    pipeline = Pipeline(
+        "tuning",
+        [
+            ScriptStep("prep", tmp_path, arguments=["--out", prepared]),
+            SweepStep(
+                name="sweep",
+                source_dir=tmp_path,
+                arguments=["--data", prepared.as_input(), "--model", Output("model")],
+                search_space=space,
+                sampling="random",
+                primary_metric_name="val rmse",
+                primary_metric_goal="minimize",
+                max_total_runs=8,
+                max_concurrent_runs=2,
+                early_termination=EarlyTermination("bandit", 2, 1, slack_amount=0.5),
+                metrics_output=metrics,
+                seed=7,
+            ),
+            AutoMLStep(
+                name="automl",
+                training_data=prepared.as_input("training"),
+                metrics_output=Output("automl_metrics"),
+                model_output=Output("automl_model"),
+                task="classification",
+                primary_metric="AUC_weighted",
+                label_column_name="label",
+                blocked_models=["KNN"],
+                iterations=5,
+                validation_size=0.25,
+            ),
+        ],
+    )
+    again = round_trip(pipeline)
+    assert again == pipeline
+    assert again.steps[1].search_space[1].values == (2, 3, "auto", True)
+    assert again.steps[2].source_dir == pipeline.steps[2].source_dir
 
 
 def test_a_step_kind_it_does_not_know_is_named(tmp_path: Path):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import pandas as pd
 
@@ -13,6 +16,14 @@ class Hyperparameters:
     learning_rate: float = 0.05
     max_depth: int = 3
     seed: int = 42
+
+
+HYPERPARAMETERS = {f.name: f.type for f in fields(Hyperparameters)}
+# What a trial logs on its validation split, and which way is better.
+VALIDATION_METRICS = {
+    "regression": {"val_rmse": "minimize", "val_mae": "minimize", "val_r2": "maximize"},
+    "classification": {"val_accuracy": "maximize", "val_f1_macro": "maximize"},
+}
 
 
 def build_model(schema: dict, hp: Hyperparameters):
@@ -57,3 +68,61 @@ def train(frame: pd.DataFrame, schema: dict, hp: Hyperparameters):
     model = build_model(schema, hp)
     model.fit(features(frame, schema), frame[schema["target"]])
     return model
+
+
+def _scores(task: str, y, predicted) -> dict[str, float]:
+    from sklearn import metrics as m
+
+    if task == "regression":
+        return {
+            "val_rmse": float(m.root_mean_squared_error(y, predicted)),
+            "val_mae": float(m.mean_absolute_error(y, predicted)),
+            "val_r2": float(m.r2_score(y, predicted)),
+        }
+    y, predicted = pd.Series(y).astype(str), pd.Series(predicted).astype(str)
+    return {
+        "val_accuracy": float(m.accuracy_score(y, predicted)),
+        "val_f1_macro": float(m.f1_score(y, predicted, average="macro")),
+    }
+
+
+def validate(
+    frame: pd.DataFrame,
+    schema: dict,
+    hp: Hyperparameters,
+    fraction: float,
+    log: Callable[..., None],
+):
+    """Fit on all but ``fraction`` of the rows and log the validation metrics: the primary ones
+    at each tenth of the boosting stages (``log(name, value, step=i)``), then all at the end."""
+    from sklearn.model_selection import train_test_split
+
+    fit, held = train_test_split(frame, test_size=fraction, random_state=hp.seed)
+    model = train(fit, schema, hp)
+    task = schema["task"]
+    x, y = model[0].transform(features(held, schema)), held[schema["target"]]
+    every = max(1, hp.n_estimators // 10)
+    for stage, predicted in enumerate(model[-1].staged_predict(x), start=1):
+        if stage % every == 0 or stage == hp.n_estimators:
+            for name, value in _scores(task, y, predicted).items():
+                log(name, value, step=stage)
+    return model
+
+
+def best_trial_hyperparameters(metrics: Path, primary: str, goal: str) -> dict:
+    """The hyperparameters the best trial logged (``hp_<name>``), from a sweep's metrics_output:
+    a JSON file, or a folder holding one, mapping run id -> metric -> logged values."""
+    file = metrics if metrics.is_file() else next(iter(sorted(metrics.glob("*.json"))), None)
+    if file is None:
+        raise SystemExit(f"train: no metrics JSON in {metrics}")
+    runs = json.loads(file.read_text())
+    scored = {run: values[primary][-1] for run, values in runs.items() if values.get(primary)}
+    if not scored:
+        raise SystemExit(f"train: no trial in {file} logged {primary!r}")
+    pick = max if goal == "maximize" else min
+    best = pick(sorted(scored), key=lambda run: scored[run])
+    return {
+        name: cast(runs[best][f"hp_{name}"][-1])
+        for name, cast in ((n, {"int": int, "float": float}[t]) for n, t in HYPERPARAMETERS.items())
+        if f"hp_{name}" in runs[best]
+    }

@@ -6,6 +6,7 @@ runs ("the local backend cannot run MysteryStep"), never run as some other kind.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 
 from amlops.backends.base import unsupported_step
 from amlops.spec import (
+    AutoMLStep,
     DataPathParam,
     DatasetInput,
     InputRef,
@@ -22,6 +24,7 @@ from amlops.spec import (
     Param,
     ScriptStep,
     Step,
+    SweepStep,
 )
 
 
@@ -88,7 +91,78 @@ def _parallel_command(step: ParallelStep, bound: Bound) -> list[str]:
     return ["-m", "amlops.parallel", *driver, "--", *(bound(a) for a in step.arguments)]
 
 
+def _sweep_command(step: SweepStep, bound: Bound) -> list[str]:
+    """``python -m amlops.sweep``: the local HyperDrive, its whole configuration one JSON
+    argument (kept in command.json with the rest); trial outputs stay unbound until a trial
+    has a folder of its own."""
+    arguments = [
+        {"output": a.name} if isinstance(a, Output) else {"value": bound(a)} for a in step.arguments
+    ]
+    config = {
+        "step": step.name,
+        "script": step.script,
+        "arguments": arguments,
+        "outputs": {o.name: str(bound.outputs[o.name]) for o in step.trial_outputs()},
+        "metrics_output": bound(step.metrics_output) if step.metrics_output else None,
+        "space": [
+            {"name": p.name, "expression": p.expression, "values": list(p.values)}
+            for p in step.search_space
+        ],
+        "policy": _policy(step),
+        "trials_dir": str(bound.log_dir / "trials"),
+        "summary": str(bound.summary_file),
+        **{k: v for k, v in step.settings().items() if k != "script"},
+    }
+    return ["-m", "amlops.sweep", "--config", json.dumps(config)]
+
+
+def _policy(step: SweepStep) -> dict[str, Any] | None:
+    et = step.early_termination
+    return None if et is None else {k: getattr(et, k) for k in et.__dataclass_fields__}
+
+
+def _sweep_key(step: SweepStep, token: Token) -> dict[str, Any]:
+    """The search (space, sampling, limits, policy) with the trial script: a changed space is a
+    new sweep; the script's content is in the source hash already."""
+    return {
+        "sweep": {
+            **{k: token(v) for k, v in step.settings().items()},
+            "space": [[p.name, p.expression, list(p.values)] for p in step.search_space],
+            "policy": _policy(step),
+            "metrics_output": step.metrics_output.name if step.metrics_output else None,
+        }
+    }
+
+
+def _automl_command(step: AutoMLStep, bound: Bound) -> list[str]:
+    """``python -m amlops.automl``: the local stand-in for Azure's AutoML (FLAML)."""
+    assert step.training_data is not None and step.metrics_output and step.model_output
+    config = {
+        "training_data": str(bound.inputs[step.training_data].path),
+        "metrics_output": bound(step.metrics_output),
+        "model_output": bound(step.model_output),
+        "allowed_models": list(step.allowed_models),
+        "blocked_models": list(step.blocked_models),
+        "summary": str(bound.summary_file),
+        **{k: bound.values[v.name] if isinstance(v, Param) else v
+           for k, v in step.settings().items()},
+    }  # fmt: skip
+    return ["-m", "amlops.automl", "--config", json.dumps(config)]
+
+
+def _automl_key(step: AutoMLStep, token: Token) -> dict[str, Any]:
+    return {
+        "automl": {
+            **{k: token(v) for k, v in step.settings().items()},
+            "allowed_models": list(step.allowed_models),
+            "blocked_models": list(step.blocked_models),
+        }
+    }
+
+
 LOCAL_STEP_KINDS: dict[type, LocalStepKind] = {
+    SweepStep: LocalStepKind(_sweep_command, _sweep_key),
+    AutoMLStep: LocalStepKind(_automl_command, _automl_key),
     ScriptStep: LocalStepKind(_script_command, lambda s, token: {"script": s.script}),
     ParallelStep: LocalStepKind(
         _parallel_command,

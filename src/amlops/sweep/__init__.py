@@ -1,0 +1,1 @@
+"""The local HyperDrive: run a SweepStep's trials as subprocesses (``python -m amlops.sweep``)."""
