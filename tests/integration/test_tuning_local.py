@@ -91,7 +91,7 @@ def test_a_sweep_runs_its_trials_keeps_the_best_and_is_reused(tmp_path):
     assert again.steps[0].reused
     assert again.steps[0].summary["best_parameters"] == {"x": 0.3}
     # A changed search space is a new sweep.
-    assert backend.plan_run(pipeline((0.0, 0.25)))[0][1] is None
+    assert backend.plan_run(pipeline((0.0, 0.25)))[0].reuses is None
 
 
 def test_bandit_stops_a_trial_that_falls_behind(tmp_path):
