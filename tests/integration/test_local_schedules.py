@@ -24,7 +24,8 @@ def nightly(**changes) -> ScheduleConfig:
 
 @pytest.fixture
 def published(toy):
-    """The toy pipeline plus a 'reader' whose DataPathParam a trigger can set, both published."""
+    """The toy (its backend, its root) with the toy pipeline and a 'reader', whose DataPathParam
+    a trigger can set, both published."""
     backend, pipeline, tmp_path = toy.backend, toy.pipeline, toy.root
     reader = Pipeline(
         "reader",
@@ -44,7 +45,7 @@ def published(toy):
     (backend.ws.datastore("workspaceblobstore") / "incoming").mkdir()
     backend.build([pipeline(), reader], plan=False)
     backend.publish([pipeline(), reader], plan=False)
-    return backend, tmp_path
+    return toy
 
 
 def rows(backend, name: str) -> list[dict]:
@@ -57,7 +58,7 @@ def actions(changes) -> list[tuple[str, str]]:
 
 
 def test_a_schedule_is_created_once_updated_in_place_and_disabled_never_duplicated(published):
-    backend, _ = published
+    backend = published.backend
     assert actions(backend.schedule([nightly()], plan=False)) == [("nightly", "created")]
     assert actions(backend.schedule([nightly()], plan=False)) == [("nightly", "unchanged")]
     schedule_id = rows(backend, "nightly")[0]["id"]
@@ -76,7 +77,7 @@ def test_a_schedule_is_created_once_updated_in_place_and_disabled_never_duplicat
 
 
 def test_an_update_keeps_the_start_so_fire_times_do_not_shift(published):
-    backend, _ = published
+    backend = published.backend
     backend.schedule([nightly()], plan=False)
     start = json.loads(rows(backend, "nightly")[0]["definition"])["recurrence"]["start_time"]
     assert start.endswith("T00:00:00")  # yesterday at midnight: creation fires nothing
@@ -86,7 +87,7 @@ def test_an_update_keeps_the_start_so_fire_times_do_not_shift(published):
 
 
 def test_switching_a_schedule_to_a_trigger_replaces_it(published):
-    backend, _ = published
+    backend = published.backend
     backend.schedule([nightly()], plan=False)
     trigger = DatastoreTrigger(datastore="workspaceblobstore", path="incoming")
     changes = backend.schedule(
@@ -125,14 +126,14 @@ def test_switching_a_schedule_to_a_trigger_replaces_it(published):
     ],
 )
 def test_a_bad_schedule_names_its_key_and_changes_nothing(published, schedule, message):
-    backend, _ = published
+    backend = published.backend
     with pytest.raises(ConfigError, match=re.escape(f"config: schedules.nightly.{message}")):
         backend.schedule([schedule], plan=False)
     assert backend.store.one("SELECT COUNT(*) FROM schedules")[0] == 0
 
 
 def test_a_recurrence_fires_once_per_fire_time_and_never_at_creation(published):
-    backend, _ = published
+    backend = published.backend
     backend.schedule([nightly(recurrence=HOURLY)], plan=False)
     created = rows(backend, "nightly")[0]["updated_at"]
     service = LocalService(backend.ws.root, clock=lambda: created)
@@ -152,7 +153,7 @@ def test_a_recurrence_fires_once_per_fire_time_and_never_at_creation(published):
 
 
 def test_a_trigger_fires_one_run_per_new_or_changed_file_and_binds_it(published):
-    backend, _ = published
+    backend = published.backend
     folder = backend.ws.datastore("workspaceblobstore") / "incoming"
     (folder / "old.csv").write_text("a\n")
     trigger = DatastoreTrigger(
@@ -179,7 +180,7 @@ def test_a_trigger_fires_one_run_per_new_or_changed_file_and_binds_it(published)
 
 
 def test_the_service_runs_what_a_schedule_queued(published):
-    backend, _ = published
+    backend = published.backend
     backend.schedule([nightly(recurrence=HOURLY)], plan=False)
     created = rows(backend, "nightly")[0]["updated_at"]
     service = LocalService(backend.ws.root, clock=lambda: created)
@@ -188,3 +189,19 @@ def test_the_service_runs_what_a_schedule_queued(published):
     service.stop(cancel=False)
     run = backend.store.one("SELECT status FROM runs WHERE run_id=?", (run_id,))
     assert run["status"] == "Completed"
+
+
+def test_schedules_list_says_when_each_fires_next(published):
+    from argparse import Namespace
+
+    from amlops.backends.local.queries import WorkspaceReader
+
+    backend = published.backend
+    backend.schedule([nightly()], plan=False)
+    reader = WorkspaceReader.open(backend.ws.root, "http://127.0.0.1:8765")
+    try:
+        [row] = reader.query("schedules", "list", Namespace())
+    finally:
+        reader.close()
+    assert row["name"] == "nightly" and row["next_fire"] is not None
+    assert row["next_fire"].endswith(":30:00")  # daily at 02:30 UTC, in local time

@@ -210,10 +210,11 @@ def _endpoints(backend: WorkspaceReader, verb: str, args: Namespace) -> Any:
 
 
 def _schedules(backend: WorkspaceReader, verb: str, args: Namespace) -> Any:
-    from amlops.backends.local.schedules import recurrence_of
+    from amlops.backends.local.schedules import next_fire_time, recurrence_of
     from amlops.recurrence import describe
 
     store = backend.store
+    now = time.time()
     if verb == "list":
         rows = store.all("SELECT * FROM schedules ORDER BY name, status, created_at")
     else:
@@ -234,6 +235,7 @@ def _schedules(backend: WorkspaceReader, verb: str, args: Namespace) -> Any:
                 if rec
                 else f"new files in {trig['datastore']}/{trig['path']}"
             ),
+            "next_fire": _when(next_fire_time(row, now)),
             "last_fired": _when(row["last_fired"]),
             "last_run_id": row["last_run_id"],
         }

@@ -199,3 +199,18 @@ def _disable(db, schedule_id: str, now: float) -> None:
     db.execute(
         "UPDATE schedules SET status='Disabled', updated_at=? WHERE id=?", (now, schedule_id)
     )
+
+
+def next_fire_time(row, now: float) -> float | None:
+    """When an Active recurrence fires next (epoch seconds); None for a trigger, a disabled
+    schedule, or one whose time zone config no longer accepts."""
+    from amlops.recurrence import anchor_of, next_fire
+
+    rec = recurrence_of(row)
+    if rec is None or row["status"] != ACTIVE:
+        return None
+    created = datetime.fromtimestamp(row["created_at"], UTC)
+    try:
+        return next_fire(rec, datetime.fromtimestamp(now, UTC), anchor_of(rec, created)).timestamp()
+    except ValueError:
+        return None

@@ -167,19 +167,12 @@ def overview(store: Store, ws: LocalWorkspace, base_url: str, now: float) -> dic
 
 
 def _schedule(row, now: float) -> dict[str, Any]:
-    from amlops.backends.local.schedules import recurrence_of
-    from amlops.recurrence import anchor_of, describe, next_fire
+    from amlops.backends.local.schedules import next_fire_time, recurrence_of
+    from amlops.recurrence import describe
 
     definition = json.loads(row["definition"])
     rec, trig = recurrence_of(row), definition["datastore_trigger"]
-    next_time = None
-    if rec is not None and row["status"] == "Active":
-        created = datetime.fromtimestamp(row["created_at"], UTC)
-        after = datetime.fromtimestamp(now, UTC)
-        try:
-            next_time = iso(next_fire(rec, after, anchor_of(rec, created)).timestamp())
-        except ValueError:  # a schedule config no longer accepts (an unknown time zone)
-            next_time = None
+    next_time = iso(next_fire_time(row, now))
     return {
         "name": row["name"],
         "pipeline": row["endpoint"],
