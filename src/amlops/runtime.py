@@ -142,3 +142,40 @@ def _parent_run_id(client: Any, experiment_id: str, ctx: StepContext) -> str:
     # The runner does not load MLflow (start-up cost); the parent is closed as it is opened.
     client.set_terminated(parent.info.run_id, "FINISHED")
     return parent.info.run_id
+
+
+def aliased_version(client, model_name: str, alias: str, *, step: str):
+    """The model version behind ``alias``, or None when the registry says there
+    is none yet. Any other registry error (no permission, an alias API the registry lacks, a
+    network failure) exits the step with one line: promoting a candidate because production
+    could not be read would replace a model nobody compared it with."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import (
+        INVALID_PARAMETER_VALUE,
+        RESOURCE_DOES_NOT_EXIST,
+        ErrorCode,
+    )
+
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as e:
+        error = e
+    if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+        return None  # no registered model of that name
+    if error.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE):
+        # MLflow's stores report a registered model without that alias as
+        # INVALID_PARAMETER_VALUE, the code of a malformed request too: ask the model.
+        try:
+            aliases = client.get_registered_model(model_name).aliases
+        except MlflowException as e:
+            error = e
+        else:
+            if alias not in aliases:
+                return None
+    message = " ".join(str(error.message).split())  # one line, whatever the server sent
+    if not message.startswith(f"{error.error_code}:"):  # REST errors already lead with it
+        message = f"{error.error_code}: {message}"
+    raise SystemExit(
+        f"{step}: cannot read the {alias} model of {model_name!r} from the MLflow "
+        f"registry: {message}"
+    )

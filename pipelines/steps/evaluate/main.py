@@ -11,46 +11,15 @@ from pathlib import Path
 import pandas as pd
 from evaluate import PRIMARY_METRIC, is_better, metrics
 
-from amlops.runtime import mlflow_run
+from amlops.runtime import aliased_version, mlflow_run
 
 PRODUCTION = "production"
 
 
 def production_version(client, model_name: str):
-    """The model version behind the ``production`` alias, or None when the registry says there
-    is none yet. Any other registry error (no permission, an alias API the registry lacks, a
-    network failure) exits the step with one line: promoting a candidate because production
-    could not be read would replace a model nobody compared it with."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import (
-        INVALID_PARAMETER_VALUE,
-        RESOURCE_DOES_NOT_EXIST,
-        ErrorCode,
-    )
-
-    try:
-        return client.get_model_version_by_alias(model_name, PRODUCTION)
-    except MlflowException as e:
-        error = e
-    if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-        return None  # no registered model of that name
-    if error.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE):
-        # MLflow's stores report a registered model without that alias as
-        # INVALID_PARAMETER_VALUE, the code of a malformed request too: ask the model.
-        try:
-            aliases = client.get_registered_model(model_name).aliases
-        except MlflowException as e:
-            error = e
-        else:
-            if PRODUCTION not in aliases:
-                return None
-    message = " ".join(str(error.message).split())  # one line, whatever the server sent
-    if not message.startswith(f"{error.error_code}:"):  # REST errors already lead with it
-        message = f"{error.error_code}: {message}"
-    raise SystemExit(
-        f"evaluate: cannot read the {PRODUCTION} model of {model_name!r} from the MLflow "
-        f"registry: {message}"
-    )
+    """The version behind the production alias; None when there is none yet; any other
+    registry error stops the step with one line (amlops.runtime.aliased_version)."""
+    return aliased_version(client, model_name, PRODUCTION, step="evaluate")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -152,6 +152,41 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class NoRunStage:
+    """The run stage of a backend whose pipelines run on the Azure ML cluster: there is none,
+    and each of its methods says so (a mix-in for such backends)."""
+
+    name: ClassVar[str]
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        parameters: dict[str, Any] | None = None,
+        *,
+        regenerate_outputs: bool = False,
+        tags: dict[str, str] | None = None,
+    ) -> RunResult:
+        raise self._no_run_stage()
+
+    def plan_run(
+        self,
+        pipeline: Pipeline,
+        parameters: dict[str, Any] | None = None,
+        *,
+        regenerate_outputs: bool = False,
+    ) -> list[StepDecision]:
+        raise self._no_run_stage()
+
+    def models(self) -> list[dict[str, Any]]:
+        raise self._no_run_stage()
+
+    def _no_run_stage(self) -> StageNotOffered:
+        return StageNotOffered(
+            f"--stage run: the {self.name} backend has no run stage; pipelines run on the "
+            "Azure ML cluster, started by their schedules or their endpoints"
+        )
+
+
 def check_step_kinds(backend: type[Backend], pipelines: Sequence[Pipeline]) -> None:
     """Refuse, before anything runs, a step kind the backend has no compiler or executor for."""
     for pipeline in pipelines:

@@ -31,9 +31,7 @@ from amlops.backends.base import (
     UNCHANGED,
     UPDATED,
     Change,
-    RunResult,
-    StageNotOffered,
-    StepDecision,
+    NoRunStage,
 )
 from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
 from amlops.errors import AmlopsError, ConfigError
@@ -43,7 +41,7 @@ from amlops.spec import DataPathParam, Param, Pipeline, Step
 log = logging.getLogger("amlops.azureml_v1")
 
 
-class AzureMLv1Backend:
+class AzureMLv1Backend(NoRunStage):
     name = "azureml_v1"
     stages = tuple(s for s in STAGES if s != "run")  # runs happen on the cluster
     step_kinds = frozenset(V1_STEP_KINDS)
@@ -186,34 +184,6 @@ class AzureMLv1Backend:
         if plan:
             self._planned_environments = {c.name: c.version for c in changes if c.changed}
         return changes
-
-    def run(
-        self,
-        pipeline: Pipeline,
-        parameters: dict[str, Any] | None = None,
-        *,
-        regenerate_outputs: bool = False,
-        tags: dict[str, str] | None = None,
-    ) -> RunResult:
-        raise self._no_run_stage()
-
-    def plan_run(
-        self,
-        pipeline: Pipeline,
-        parameters: dict[str, Any] | None = None,
-        *,
-        regenerate_outputs: bool = False,
-    ) -> list[StepDecision]:
-        raise self._no_run_stage()
-
-    def models(self) -> list[dict[str, Any]]:
-        raise self._no_run_stage()
-
-    def _no_run_stage(self) -> StageNotOffered:
-        return StageNotOffered(
-            "--stage run: the azureml_v1 backend has no run stage; pipelines run on the "
-            "Azure ML cluster, started by their schedules or their endpoints' REST API"
-        )
 
     def build(self, pipelines: Sequence[Pipeline], *, plan: bool) -> list[Change]:
         """Fingerprint each pipeline and (not in a plan) compile it with the SDK and validate."""

@@ -37,9 +37,7 @@ from amlops.backends.base import (
     STAGES,
     UNCHANGED,
     Change,
-    RunResult,
-    StageNotOffered,
-    StepDecision,
+    NoRunStage,
 )
 from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
 from amlops.content import hash_text, walk_files
@@ -57,7 +55,7 @@ BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 CODE_PATH = "amlops/code"  # step snapshots on the default datastore, content-addressed
 
 
-class AzureMLv2Backend:
+class AzureMLv2Backend(NoRunStage):
     name = "azureml_v2"
     stages = tuple(s for s in STAGES if s != "run")  # runs happen on the cluster
     step_kinds = frozenset(V2_STEP_KINDS)
@@ -347,36 +345,6 @@ class AzureMLv2Backend:
             where=str(self.config.file),
             plan=plan,
             load_schedule=load,
-        )
-
-    # -- no run stage -----------------------------------------------------------------------
-
-    def run(
-        self,
-        pipeline: Pipeline,
-        parameters: dict[str, Any] | None = None,
-        *,
-        regenerate_outputs: bool = False,
-        tags: dict[str, str] | None = None,
-    ) -> RunResult:
-        raise self._no_run_stage()
-
-    def plan_run(
-        self,
-        pipeline: Pipeline,
-        parameters: dict[str, Any] | None = None,
-        *,
-        regenerate_outputs: bool = False,
-    ) -> list[StepDecision]:
-        raise self._no_run_stage()
-
-    def models(self) -> list[dict[str, Any]]:
-        raise self._no_run_stage()
-
-    def _no_run_stage(self) -> StageNotOffered:
-        return StageNotOffered(
-            "--stage run: the azureml_v2 backend has no run stage; pipelines run on the Azure "
-            "ML cluster, started by their schedules or their batch endpoints"
         )
 
     # -- helpers ----------------------------------------------------------------------------
