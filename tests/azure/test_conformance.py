@@ -23,6 +23,7 @@ from amlops.backends.azureml_v1.export import export_v1
 from amlops.backends.local.backend import LocalBackend
 from amlops.config import Config, WorkspaceConfig, load_config
 from amlops.deploy import build_pipelines, deploy
+from amlops.errors import ConfigError
 from amlops.spec import Param, Pipeline
 
 # A v2 config's pipelines are checked against v2 in tests/azure_v2/test_conformance_v2.py.
@@ -181,24 +182,71 @@ def test_script_steps_receive_only_paths_and_values(both):
             assert "dataset id" not in kinds, f"{env}: {pipeline.name}.{step.name}"
 
 
-def test_the_old_tabular_prep_binding_is_caught(both, monkeypatch):
-    """What the review found: prep read the tabular diabetes dataset. With amlops' own two
-    refusals of that binding out of the way (deploy's check, the compiler's), the published
-    graph gives prep's script the dataset's ID where the local run gave a folder."""
+def sdk_prep_graph(prep) -> dict:
+    """prep as a v1 user wrote it before: the SDK's own PythonScriptStep given the tabular
+    diabetes dataset with as_named_input (amlops' compiler refuses to build this), published
+    through the dry-run service and read back as amlops export reads a graph."""
+    from azureml.data import OutputFileDatasetConfig
+    from azureml.pipeline.core import Pipeline as AmlPipeline
+    from azureml.pipeline.core import PipelineParameter
+    from azureml.pipeline.steps import PythonScriptStep
+
+    from amlops.backends.azureml_v1.export import graph_document
+    from amlops.backends.azureml_v1.offline import (
+        PLACEHOLDER_SUBSCRIPTION,
+        SERVICE_ENDPOINT,
+        DryRun,
+        InMemoryAssets,
+        offline_workspace,
+    )
+    from amlops.config import DatasetConfig
+    from amlops.spec import DatasetInput, Output
+    from amlops.spec import Pipeline as SpecPipeline
+
+    workspace = offline_workspace(PLACEHOLDER_SUBSCRIPTION, "rg", "ws")
+    service, assets = DryRun(workspace), InMemoryAssets(workspace)
+    assets.register_dataset(DatasetConfig("diabetes", "tabular"), "training", "diabetes", "", None)
+    tabular = assets.dataset("diabetes", "latest")
+
+    def sdk(value):
+        if isinstance(value, Param):
+            return PipelineParameter(name=value.name, default_value=value.default)
+        if isinstance(value, DatasetInput):
+            return tabular.as_named_input(value.input_name)  # direct: the only tabular mode
+        if isinstance(value, Output):
+            return OutputFileDatasetConfig(name=value.name)
+        return str(value)
+
+    step = PythonScriptStep(
+        name=prep.name, script_name=prep.script, source_directory=str(prep.source_dir),
+        arguments=[sdk(a) for a in prep.arguments], compute_target=("cpu-cluster", "AmlCompute"),
+    )  # fmt: skip
+    aml = AmlPipeline(
+        workspace,
+        [step],
+        default_datastore=assets.default_datastore(),
+        _workflow_provider=service.provider,
+        _service_endpoint=SERVICE_ENDPOINT,
+    )
+    published = aml.publish(name="train", description="prep")
+    return graph_document(service, assets, published.id, SpecPipeline("train", [prep]))
+
+
+def test_the_old_tabular_prep_binding_is_caught(both):
+    """What the review found: prep read the tabular diabetes dataset. The graph the SDK builds
+    for that binding gives prep's script the dataset's ID where the local run gave a folder."""
     if both.env != "dev":
         pytest.skip("shown once, on the dev config")
-    import amlops.backends.azureml_v1.compile as compile_module
-
-    monkeypatch.setattr(compile_module, "_refuse_id_binding", lambda *a, **k: None)
     config, argv = both.config, both.argv
     tabular = tuple(
         replace(ds, kind="tabular") if ds.name == "diabetes" else ds for ds in config.datasets
     )
     train = [p for p in both.pipelines if p.name == "train"]
-    out = Path(config.root) / "export-tabular"
-    [written] = export_v1(replace(config, datasets=tabular), train, out)
-    docs = {"train": json.loads(written.read_text())}
+    # amlops itself refuses to compile it (deploy refuses it earlier still: test_binding.py).
+    with pytest.raises(ConfigError, match="step 'prep' reads a tabular dataset"):
+        export_v1(replace(config, datasets=tabular), train, Path(config.root) / "export-tabular")
     [prep] = [s for s in train[0].steps if s.name == "prep"]
+    docs = {"train": sdk_prep_graph(prep)}
     azure, local = argument_kinds(prep, step_doc(docs, "train", "prep"), argv["train"]["prep"])
     assert azure != local
     at = [i for i, (a, b) in enumerate(zip(azure, local, strict=True)) if a != b]
