@@ -231,6 +231,13 @@ class StepBase:
     def kind(self) -> str:
         return type(self).__name__
 
+    def requested_nodes(self) -> int | None:
+        """The nodes a kind with a ``node_count`` setting asks for (a Param: its default)."""
+        value = self.settings().get("node_count")
+        if value is None:
+            return None
+        return int(value.default) if isinstance(value, Param) else int(value)
+
 
 @dataclass(frozen=True)
 class ScriptStep(StepBase):

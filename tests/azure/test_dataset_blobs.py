@@ -18,7 +18,7 @@ import pytest
 from azurite import STORAGE_SCOPE, Azurite, EntraTokenFake
 
 from amlops.backends.azureml_v1.auth import CachingCredential
-from amlops.backends.azureml_v1.dataset_blobs import (
+from amlops.backends.dataset_blobs import (
     BlobLocation,
     content_path,
     download_dataset_files,

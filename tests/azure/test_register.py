@@ -161,7 +161,7 @@ def test_steps_importing_the_runtime_get_the_wheel(workspace, dry_run, assets, p
 def test_service_not_found_messages_are_recognised():
     from azureml.exceptions import UserErrorException
 
-    from amlops.backends.azureml_v1.sdk_errors import is_not_found as _not_found
+    from amlops.backends.sdk_errors import is_not_found as _not_found
 
     # The exact texts azureml-core raises for a missing environment and a missing dataset.
     assert _not_found(Exception("Error retrieving the environment definition. Code: 404\n: {}"))

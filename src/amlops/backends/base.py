@@ -157,6 +157,7 @@ class NoRunStage:
     and each of its methods says so (a mix-in for such backends)."""
 
     name: ClassVar[str]
+    stages: ClassVar[tuple[str, ...]] = tuple(s for s in STAGES if s != "run")
 
     def run(
         self,

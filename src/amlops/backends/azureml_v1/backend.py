@@ -16,10 +16,8 @@ from amlops.backends.azureml_v1.register import (
     register_datasets,
     register_environments,
     steps_needing_runtime,
-    upload_source,
 )
 from amlops.backends.azureml_v1.schedules import Target, reconcile
-from amlops.backends.azureml_v1.sdk_errors import first_line
 from amlops.backends.azureml_v1.terraform_outputs import (
     TerraformNotFound,
     TerraformSource,
@@ -27,23 +25,23 @@ from amlops.backends.azureml_v1.terraform_outputs import (
 )
 from amlops.backends.base import (
     CREATED,
-    STAGES,
     UNCHANGED,
     UPDATED,
     Change,
     NoRunStage,
 )
+from amlops.backends.dataset_blobs import upload_source
+from amlops.backends.sdk_errors import first_line
 from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
 from amlops.errors import AmlopsError, ConfigError
 from amlops.schedule_rules import parameter_kinds
-from amlops.spec import DataPathParam, Param, Pipeline, Step
+from amlops.spec import DataPathParam, Pipeline
 
 log = logging.getLogger("amlops.azureml_v1")
 
 
 class AzureMLv1Backend(NoRunStage):
     name = "azureml_v1"
-    stages = tuple(s for s in STAGES if s != "run")  # runs happen on the cluster
     step_kinds = frozenset(V1_STEP_KINDS)
 
     def __init__(
@@ -356,7 +354,7 @@ class AzureMLv1Backend(NoRunStage):
         if self.facts is None:
             return
         for step in pipeline.steps:
-            count = _node_count(step)
+            count = step.requested_nodes()
             if count is not None:
                 if count > self.facts.compute_max_nodes:
                     raise ConfigError(
@@ -411,19 +409,11 @@ def needs(config: Config, pipelines: Sequence[Pipeline]) -> list[preflight.Need]
                 where = f"pipeline {p.name!r}: {param.name}"
                 found.append(preflight.Need("datastore", param.datastore, where))
         for step in p.steps:
-            count = _node_count(step)
+            count = step.requested_nodes()
             if count is not None:
                 where = f"pipeline {p.name!r}: step {step.name!r}"
                 found.append(preflight.Need("node_count", count, where))
     return found
-
-
-def _node_count(step: Step) -> int | None:
-    """The nodes a step kind with a node_count setting asks for (a Param: its default)."""
-    value = step.settings().get("node_count")
-    if value is None:
-        return None
-    return int(value.default) if isinstance(value, Param) else int(value)
 
 
 def _default_fingerprint(endpoint: Any) -> str | None:

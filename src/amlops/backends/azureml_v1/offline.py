@@ -19,8 +19,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from amlops.backends.azureml_v1.dataset_blobs import content_path
 from amlops.backends.azureml_v1.register import ENV_FINGERPRINT_VAR, Registered
+from amlops.backends.dataset_blobs import content_path
 from amlops.config import DatasetConfig
 from amlops.content import hash_tree
 

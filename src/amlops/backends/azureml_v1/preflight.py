@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amlops.backends.azureml_v1.coordinates import Coordinates
-from amlops.backends.azureml_v1.sdk_errors import first_line
+from amlops.backends.sdk_errors import first_line
 from amlops.errors import AmlopsError, ConfigError
 
 # azure-mgmt-machinelearningservices 1.0.1 speaks api-version 2020-08-01, which predates ARM

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from amlops.backends.azureml_v1.sdk_errors import first_line, is_not_found
 from amlops.backends.base import CREATED, UNCHANGED, UPDATED, Change
+from amlops.backends.sdk_errors import first_line, is_not_found
 from amlops.content import hash_text
 from amlops.errors import AmlopsError
 from amlops.policy import decide_publish

@@ -13,14 +13,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from amlops.backends.azureml_v1.dataset_blobs import (
-    BlobLocation,
-    content_path,
-    upload_dataset_files,
-)
-from amlops.backends.azureml_v1.sdk_errors import first_line, is_not_found
 from amlops.backends.azureml_v1.wheel import build_wheel, source_hash
 from amlops.backends.base import Change
+from amlops.backends.dataset_blobs import (
+    BlobLocation,
+    dataset_version,
+    upload_dataset_files,
+)
+from amlops.backends.sdk_errors import first_line, is_not_found
 from amlops.config import DatasetConfig, EnvironmentConfig
 from amlops.content import hash_text, walk_files
 from amlops.errors import AmlopsError, ConfigError
@@ -179,38 +179,19 @@ def register_datasets(
         if cfg.upload and cfg.source is None and cfg.path is None:
             raise ConfigError(f"{key}.upload: needs a source or a path to upload")
         datastore = actual_datastore(cfg.datastore)
-        base = (cfg.datastore_path or cfg.name).strip("/")
         with tempfile.TemporaryDirectory(prefix="amlops-upload-") as tmp:
             upload_from = materialise(cfg, Path(tmp)) if cfg.upload else None
-            # Uploaded content gets a folder of its own, so an older version keeps its data.
-            path = content_path(base, upload_from)[0] if upload_from is not None else base
-            fp = hash_text(cfg.kind, datastore, path, cfg.description)[:16]
-            detail = {"datastore": datastore, "path": path, "fingerprint": fp}
+            version = dataset_version(cfg, datastore, upload_from)
+            fp = version.fingerprint
+            detail = {"datastore": datastore, "path": version.path, "fingerprint": fp}
             change = _decide("dataset", cfg.name, fp, assets.latest_dataset(cfg.name), detail)
             if plan or not change.changed:
                 changes.append(change)
                 continue
-            registered = assets.register_dataset(cfg, datastore, base, fp, upload_from)
+            registered = assets.register_dataset(cfg, datastore, version.base, fp, upload_from)
             detail["uploaded"] = upload_from is not None
             changes.append(replace(change, version=registered.version, detail=detail))
     return changes
-
-
-def upload_source(cfg: DatasetConfig, tmp: Path, where: str) -> Path:
-    """The local folder to upload for ``cfg``: its sample written out, or its path."""
-    from amlops.samples import materialise
-
-    if cfg.source is not None:
-        dest = tmp / cfg.name
-        materialise(cfg.source, dest, f"{where}: datasets.{cfg.name}.source")
-        return dest
-    assert cfg.path is not None
-    if cfg.path.is_file():
-        dest = tmp / cfg.name
-        dest.mkdir()
-        (dest / cfg.path.name).write_bytes(cfg.path.read_bytes())
-        return dest
-    return cfg.path
 
 
 IMPORTS_RUNTIME = re.compile(r"^\s*(from|import)\s+amlops\b", re.MULTILINE)

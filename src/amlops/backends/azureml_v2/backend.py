@@ -19,12 +19,6 @@ import yaml
 
 from amlops.backends import azure_auth
 from amlops.backends.azureml_v1.coordinates import Coordinates, resolve
-from amlops.backends.azureml_v1.dataset_blobs import (
-    BlobLocation,
-    content_path,
-    upload_dataset_files,
-)
-from amlops.backends.azureml_v1.register import upload_source
 from amlops.backends.azureml_v1.terraform_outputs import (
     TerraformNotFound,
     TerraformSource,
@@ -34,11 +28,17 @@ from amlops.backends.azureml_v2.compile import V2_STEP_KINDS, Compiled, Refs, co
 from amlops.backends.azureml_v2.naming import deployment_name, deployment_version, endpoint_name
 from amlops.backends.azureml_v2.schedules import Target, check_schedules, reconcile
 from amlops.backends.base import (
-    STAGES,
     UNCHANGED,
     Change,
     NoRunStage,
 )
+from amlops.backends.dataset_blobs import (
+    BlobLocation,
+    dataset_version,
+    upload_dataset_files,
+    upload_source,
+)
+from amlops.backends.sdk_errors import first_line
 from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
 from amlops.content import hash_text, walk_files
 from amlops.errors import AmlopsError, ConfigError
@@ -57,7 +57,6 @@ CODE_PATH = "amlops/code"  # step snapshots on the default datastore, content-ad
 
 class AzureMLv2Backend(NoRunStage):
     name = "azureml_v2"
-    stages = tuple(s for s in STAGES if s != "run")  # runs happen on the cluster
     step_kinds = frozenset(V2_STEP_KINDS)
 
     def __init__(
@@ -158,13 +157,12 @@ class AzureMLv2Backend(NoRunStage):
             if cfg.datastore is None:
                 raise ConfigError(f"{where}: datasets.{cfg.name}.datastore: name one")
             datastore = self._datastore_name(cfg.datastore)
-            base = (cfg.datastore_path or cfg.name).strip("/")
             with tempfile.TemporaryDirectory(prefix="amlops-upload-") as tmp:
                 upload_from = upload_source(cfg, Path(tmp), where) if cfg.upload else None
-                path = content_path(base, upload_from)[0] if upload_from is not None else base
-                fp = hash_text(cfg.kind, datastore, path, cfg.description)[:16]
+                version = dataset_version(cfg, datastore, upload_from)
+                base, path, fp = version.base, version.path, version.fingerprint
                 detail = {"datastore": datastore, "path": path, "fingerprint": fp}
-                change = self._decide(
+                change = decide_version(
                     "dataset", cfg.name, fp, self._latest(self.client.data, cfg.name)
                 )
                 change = replace(change, detail={**change.detail, **detail})
@@ -199,7 +197,7 @@ class AzureMLv2Backend(NoRunStage):
         for cfg in environments:
             fp = hash_text(cfg.conda_file.read_text(), BASE_IMAGE)[:16]
             latest = self._latest(self.client.environments, cfg.name)
-            change = self._decide("environment", cfg.name, fp, latest)
+            change = decide_version("environment", cfg.name, fp, latest)
             if plan:
                 if change.changed:
                     self._planned_environments[cfg.name] = str(change.version)
@@ -458,14 +456,11 @@ class AzureMLv2Backend(NoRunStage):
                 best = (int(asset.version), (asset.tags or {}).get(FINGERPRINT_TAG, ""))
         return best
 
-    def _decide(self, kind: str, name: str, fp: str, latest: tuple[int, str] | None) -> Change:
-        return decide_version(kind, name, fp, latest)
-
     def _check_node_counts(self, pipeline: Pipeline) -> None:
         if self.max_nodes is None:
             return
         for step in pipeline.steps:
-            count = _node_count(step)
+            count = step.requested_nodes()
             if count is not None and count > self.max_nodes:
                 raise ConfigError(
                     f"pipeline {pipeline.name!r}: step {step.name!r} node_count {count} is more "
@@ -520,14 +515,14 @@ def preflight(
     try:
         client.workspaces.get(coords.workspace_name)
     except ClientAuthenticationError as exc:
-        raise AmlopsError(f"cannot authenticate to Azure: {_first_line(exc)}") from None
+        raise AmlopsError(f"cannot authenticate to Azure: {first_line(exc)}") from None
     except HttpResponseError as exc:
-        raise AmlopsError(f"{where}: {_first_line(exc)}") from None
+        raise AmlopsError(f"{where}: {first_line(exc)}") from None
     try:
         compute = client.compute.get(coords.compute)
     except HttpResponseError as exc:
         raise AmlopsError(
-            f"compute cluster {coords.compute!r} in {where}: {_first_line(exc)} "
+            f"compute cluster {coords.compute!r} in {where}: {first_line(exc)} "
             "(compute.default in config)"
         ) from None
     if getattr(compute, "type", None) != "amlcompute":
@@ -543,7 +538,7 @@ def preflight(
             if isinstance(param, DataPathParam):
                 names.add((param.datastore, f"pipeline {p.name!r}: {param.name}"))
         for step in p.steps:
-            count = _node_count(step)
+            count = step.requested_nodes()
             if count is not None and count > max_nodes:
                 raise ConfigError(
                     f"pipeline {p.name!r}: step {step.name!r} node_count {count} is more than "
@@ -554,15 +549,8 @@ def preflight(
         try:
             client.datastores.get(actual)
         except HttpResponseError as exc:
-            raise AmlopsError(f"{key}: datastore {actual!r}: {_first_line(exc)}") from None
+            raise AmlopsError(f"{key}: datastore {actual!r}: {first_line(exc)}") from None
     return max_nodes
-
-
-def _node_count(step: Step) -> int | None:
-    value = step.settings().get("node_count")
-    if value is None:
-        return None
-    return int(value.default) if isinstance(value, Param) else int(value)
 
 
 def _get_or_none(fetch: Any) -> Any:
@@ -572,11 +560,6 @@ def _get_or_none(fetch: Any) -> Any:
         return fetch()
     except ResourceNotFoundError:
         return None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["AzureMLv2Backend", "preflight"]

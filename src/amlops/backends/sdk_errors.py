@@ -1,4 +1,5 @@
-"""What an Azure SDK exception means to a person: one line, and whether it says "not found".
+"""What an Azure SDK exception means to a person, for every Azure backend: one line, and
+whether it says "not found".
 
 azureml-core raises its own exception tree, azure-core ``HttpResponseError``s, and bare
 ``Exception("... Code: 404 ...")`` (Environment.get); dry runs raise plain Exceptions.

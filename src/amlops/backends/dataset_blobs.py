@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlops.content import hash_tree
+from amlops.backends.sdk_errors import first_line
+from amlops.config import DatasetConfig
+from amlops.content import hash_text, hash_tree
 from amlops.errors import AmlopsError
 
 SHA256_KEY = "amlops_sha256"  # blob metadata keys must be C# identifiers
@@ -85,6 +87,42 @@ def local_files(folder: Path) -> list[tuple[str, Path]]:
     if not files:
         raise AmlopsError(f"{folder}: no files to upload")
     return files
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """Where a dataset version's files are, and what says two versions are the same."""
+
+    base: str  # the dataset's place on its datastore: datastore_path, or its name
+    path: str  # the version's own folder: under base, named by content, when amlops uploads
+    fingerprint: str
+
+
+def dataset_version(cfg: DatasetConfig, datastore: str, upload_from: Path | None) -> DatasetVersion:
+    """The version ``cfg`` describes, with ``upload_from`` the folder a deploy uploads (None:
+    the data is registered where it already is). Every Azure backend decides it here."""
+    base = (cfg.datastore_path or cfg.name).strip("/")
+    # Uploaded content gets a folder of its own, so an older version keeps its data.
+    path = content_path(base, upload_from)[0] if upload_from is not None else base
+    return DatasetVersion(base, path, hash_text(cfg.kind, datastore, path, cfg.description)[:16])
+
+
+def upload_source(cfg: DatasetConfig, tmp: Path, where: str) -> Path:
+    """The local folder to upload for ``cfg``: its sample written out (into ``tmp``), or its
+    path."""
+    from amlops.samples import materialise
+
+    if cfg.source is not None:
+        dest = tmp / cfg.name
+        materialise(cfg.source, dest, f"{where}: datasets.{cfg.name}.source")
+        return dest
+    assert cfg.path is not None
+    if cfg.path.is_file():
+        dest = tmp / cfg.name
+        dest.mkdir()
+        (dest / cfg.path.name).write_bytes(cfg.path.read_bytes())
+        return dest
+    return cfg.path
 
 
 def content_path(base: str, folder: Path) -> tuple[str, str]:
@@ -247,7 +285,7 @@ def _service_errors(location: BlobLocation, path: str) -> Iterator[None]:
     except HttpResponseError as exc:  # also ClientAuthenticationError: token refused or none
         raise AmlopsError(f"{_where(location, path)}: {_reason(exc)}") from None
     except ServiceRequestError as exc:
-        raise AmlopsError(f"{_where(location, path)}: unreachable: {_first_line(exc)}") from None
+        raise AmlopsError(f"{_where(location, path)}: unreachable: {first_line(exc)}") from None
 
 
 def _reason(exc: Exception) -> str:
@@ -255,12 +293,7 @@ def _reason(exc: Exception) -> str:
     code = str(getattr(exc, "error_code", None) or getattr(exc, "status_code", "") or "")
     code = getattr(getattr(exc, "error_code", None), "value", None) or code
     detail = re.search(r"^authenticationerrordetail:(.*)$", str(exc), re.MULTILINE | re.IGNORECASE)
-    why = detail.group(1).strip() if detail else _first_line(exc)
+    why = detail.group(1).strip() if detail else first_line(exc)
     if code == "AuthorizationPermissionMismatch":
         why += " (the deploying identity needs Storage Blob Data Contributor on the container)"
     return f"{code}: {why}" if code else why
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
