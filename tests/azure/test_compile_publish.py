@@ -268,3 +268,30 @@ def test_the_compiler_refuses_a_tabular_dataset_in_a_script_step(
     backend.register_environments(config.environments, plan=False)
     with pytest.raises(ConfigError, match="step 'prep' reads a tabular dataset \\('diabetes'\\)"):
         backend.build([chain_pipeline(project)], plan=False)
+
+
+def test_tabular_mini_batches_are_text_on_azure_as_locally(workspace, assets, tmp_path):
+    """The dataset v1 partitions for a tabular ParallelStep input, as the SDK defines it: read
+    delimited, no column types inferred or set, empty fields missing (not ""). So run() gets
+    text columns on Azure; the local driver hands over the same, shown on the same CSV."""
+    import yaml
+
+    from amlops.backends.azureml_v1.compile import _Bindings
+    from amlops.parallel.batching import MiniBatch, load
+    from amlops.spec import DataPathParam
+
+    param = _Bindings(workspace, assets, "p").dataset_param(
+        DataPathParam("scoring_data", "scoring", "in", kind="tabular"), "p"
+    )
+    definition = yaml.safe_load(str(param.default_value._dataflow).split("---", 1)[1])
+    [transformation] = definition["transformations"]
+    read = transformation["read_delimited"]
+    assert read["infer_column_types"] is False and read["empty_as_string"] is False
+
+    csv = tmp_path / "rows.csv"
+    csv.write_text("row_id,age,sex\n007,59,\n008,,2\n")
+    frame = load(MiniBatch(id=0, input="rows", kind="tabular", paths=(str(csv),),
+                           start=len("row_id,age,sex\n"),
+                           end=csv.stat().st_size))  # fmt: skip
+    assert list(frame["row_id"]) == ["007", "008"] and frame["age"][0] == "59"
+    assert frame["sex"].isna()[0] and frame["age"].isna()[1]
