@@ -19,8 +19,8 @@ import urllib3
 from aml_offline import CONFIG, batch_pipeline, chain_pipeline, write_config
 
 from amlops.backends.azureml_v1.backend import needs
-from amlops.backends.azureml_v1.coordinates import Coordinates
 from amlops.backends.azureml_v1.preflight import PreflightError, mgmt_client, preflight
+from amlops.backends.coordinates import Coordinates
 from amlops.errors import ConfigError
 
 SUB, RG, WS = "00000000-0000-0000-0000-000000000000", "rg-ml", "mlw-ml"
@@ -242,7 +242,7 @@ def test_disabled_trigger_datastore_is_not_required(project):
 def test_connect_resolves_coordinates_then_stops_at_preflight(project, monkeypatch, caplog):
     """connect(): config + env override + auth + preflight; a missing workspace changes nothing."""
     from amlops.backends.azureml_v1.backend import AzureMLv1Backend
-    from amlops.backends.azureml_v1.terraform_outputs import TerraformSource
+    from amlops.backends.terraform_outputs import TerraformSource
 
     text = CONFIG.replace(
         "  name: mlw-amlops-test\n", "  name: mlw-amlops-test\n  auth: service_principal\n"

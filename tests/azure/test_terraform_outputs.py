@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from aml_offline import REPO, write_config
 
-from amlops.backends.azureml_v1.coordinates import resolve
-from amlops.backends.azureml_v1.terraform_outputs import TerraformSource, read_outputs
+from amlops.backends.coordinates import resolve
+from amlops.backends.terraform_outputs import TerraformSource, read_outputs
 from amlops.errors import ConfigError
 
 OUTPUTS_TF = """

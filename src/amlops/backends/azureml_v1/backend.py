@@ -8,7 +8,6 @@ from typing import Any
 
 from amlops.backends.azureml_v1 import auth, preflight
 from amlops.backends.azureml_v1.compile import V1_STEP_KINDS, compile_pipeline
-from amlops.backends.azureml_v1.coordinates import Coordinates, resolve
 from amlops.backends.azureml_v1.publish import find_endpoint, fingerprint, publish_pipeline
 from amlops.backends.azureml_v1.register import (
     AssetService,
@@ -18,11 +17,6 @@ from amlops.backends.azureml_v1.register import (
     steps_needing_runtime,
 )
 from amlops.backends.azureml_v1.schedules import Target, reconcile
-from amlops.backends.azureml_v1.terraform_outputs import (
-    TerraformNotFound,
-    TerraformSource,
-    read_outputs,
-)
 from amlops.backends.base import (
     CREATED,
     UNCHANGED,
@@ -30,8 +24,14 @@ from amlops.backends.base import (
     Change,
     NoRunStage,
 )
+from amlops.backends.coordinates import Coordinates, resolve
 from amlops.backends.dataset_blobs import upload_source
 from amlops.backends.sdk_errors import first_line
+from amlops.backends.terraform_outputs import (
+    TerraformNotFound,
+    TerraformSource,
+    read_outputs,
+)
 from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
 from amlops.errors import AmlopsError, ConfigError
 from amlops.schedule_rules import parameter_kinds

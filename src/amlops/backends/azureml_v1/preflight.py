@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from amlops.backends.azureml_v1.coordinates import Coordinates
+from amlops.backends.coordinates import Coordinates
 from amlops.backends.sdk_errors import first_line
 from amlops.errors import AmlopsError, ConfigError
 

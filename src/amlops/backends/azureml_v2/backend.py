@@ -18,12 +18,6 @@ from typing import Any
 import yaml
 
 from amlops.backends import azure_auth
-from amlops.backends.azureml_v1.coordinates import Coordinates, resolve
-from amlops.backends.azureml_v1.terraform_outputs import (
-    TerraformNotFound,
-    TerraformSource,
-    read_outputs,
-)
 from amlops.backends.azureml_v2.compile import V2_STEP_KINDS, Compiled, Refs, compile_pipeline
 from amlops.backends.azureml_v2.naming import deployment_name, deployment_version, endpoint_name
 from amlops.backends.azureml_v2.schedules import Target, check_schedules, reconcile
@@ -32,6 +26,7 @@ from amlops.backends.base import (
     Change,
     NoRunStage,
 )
+from amlops.backends.coordinates import Coordinates, resolve
 from amlops.backends.dataset_blobs import (
     BlobLocation,
     dataset_version,
@@ -39,6 +34,11 @@ from amlops.backends.dataset_blobs import (
     upload_source,
 )
 from amlops.backends.sdk_errors import first_line
+from amlops.backends.terraform_outputs import (
+    TerraformNotFound,
+    TerraformSource,
+    read_outputs,
+)
 from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
 from amlops.content import hash_text, walk_files
 from amlops.errors import AmlopsError, ConfigError
