@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,15 @@ from typing import Any
 import yaml
 
 from amlops.backends import azure_auth
-from amlops.backends.azureml_v2.compile import V2_STEP_KINDS, Compiled, Refs, compile_pipeline
+from amlops.backends.azureml_v2.compile import (
+    V2_STEP_KINDS,
+    Compiled,
+    Refs,
+    compile_pipeline,
+    component_name,
+)
 from amlops.backends.azureml_v2.naming import deployment_name, deployment_version, endpoint_name
-from amlops.backends.azureml_v2.schedules import Target, check_schedules, reconcile
+from amlops.backends.azureml_v2.schedules import JOB_FILE, Target, check_schedules, reconcile
 from amlops.backends.base import (
     UNCHANGED,
     Change,
@@ -53,6 +59,7 @@ FINGERPRINT_TAG = "amlops_fingerprint"
 # The image conda environments are built on, as azure-ai-ml's own examples use it.
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 CODE_PATH = "amlops/code"  # step snapshots on the default datastore, content-addressed
+CODE_ASSET = "amlops-code"  # their code asset: one version per content digest
 
 
 class AzureMLv2Backend(NoRunStage):
@@ -100,10 +107,12 @@ class AzureMLv2Backend(NoRunStage):
         pipelines: Sequence[Pipeline] = (),
         credential: Any = None,
         client_options: Mapping[str, Any] | None = None,
+        blob_options: Mapping[str, Any] | None = None,
         outputs: Mapping[str, Any] | None = None,
     ) -> AzureMLv2Backend:
-        """Coordinates, credential, ``MLClient``, then read-only preflight; ``credential``,
-        ``client_options`` (an azure-core ``transport``) and ``outputs`` are for tests."""
+        """Coordinates, credential, ``MLClient``, then read-only preflight. For tests:
+        ``credential``, ``client_options`` (e.g. an azure-core ``transport`` for Azure ML),
+        ``blob_options`` (the same for the storage account) and ``outputs`` (Terraform's)."""
         from azure.ai.ml import MLClient
 
         check_schedules(config.schedules, str(config.file))  # before anything is read
@@ -130,7 +139,6 @@ class AzureMLv2Backend(NoRunStage):
             **options,
         )
         max_nodes = preflight(client, coords, config, pipelines)
-        blob = {k: v for k, v in options.items() if k == "transport"}
         return cls(
             client,
             config=config,
@@ -138,7 +146,7 @@ class AzureMLv2Backend(NoRunStage):
             coordinates=coords,
             max_nodes=max_nodes,
             pipelines=pipelines,
-            blob_options=blob,
+            blob_options=blob_options,
         )
 
     def close(self) -> None:
@@ -265,7 +273,7 @@ class AzureMLv2Backend(NoRunStage):
                 if version is not None:
                     deployments[version] = d
             versions = {v: (d.tags or {}).get(FINGERPRINT_TAG, "") for v, d in deployments.items()}
-            default = deployment_version((endpoint.defaults or {}).get("deployment_name", ""))
+            default = deployment_version(default_deployment(endpoint) or "")
         detail = {"endpoint": name}
         if endpoint is not None and endpoint.scoring_uri:
             detail["url"] = endpoint.scoring_uri
@@ -309,7 +317,9 @@ class AzureMLv2Backend(NoRunStage):
         *,
         plan: bool,
         pipelines: Sequence[Pipeline] = (),
+        only: Collection[str] | None = None,
     ) -> list[Change]:
+        """Reconcile by name; with ``only``, leave other pipelines' schedules alone."""
         # Not re-exported by azure.ai.ml (1.35.2); the loader `az ml schedule create` uses.
         from azure.ai.ml.entities._load_functions import load_schedule
 
@@ -330,10 +340,11 @@ class AzureMLv2Backend(NoRunStage):
             }
             targets[name] = Target(component, parameter_kinds(spec), datapaths)
 
-        def load(doc: dict[str, Any]) -> Any:
+        def load(doc: dict[str, Any], job: dict[str, Any]) -> Any:
             with tempfile.TemporaryDirectory(prefix="amlops-v2-") as tmp:
+                (Path(tmp) / JOB_FILE).write_text(yaml.safe_dump(job, sort_keys=False))
                 path = Path(tmp) / "schedule.yml"
-                path.write_text(yaml.safe_dump(doc))
+                path.write_text(yaml.safe_dump(doc, sort_keys=False))
                 return load_schedule(path)
 
         return reconcile(
@@ -343,6 +354,8 @@ class AzureMLv2Backend(NoRunStage):
             where=str(self.config.file),
             plan=plan,
             load_schedule=load,
+            # A v2 schedule's target is its pipeline's name (kept in a tag).
+            in_scope=None if only is None else (lambda s: s.target in only),
         )
 
     # -- helpers ----------------------------------------------------------------------------
@@ -355,16 +368,22 @@ class AzureMLv2Backend(NoRunStage):
         return envs[0].name if envs else None
 
     def _blob_location(self, datastore: str | None) -> BlobLocation:
+        from azure.ai.ml.entities import AzureBlobDatastore
+
         store = (
             self.client.datastores.get(datastore)
             if datastore
             else self.client.datastores.get_default()
         )
-        if getattr(store, "type", None) != "azure_blob":
-            raise AmlopsError(f"datastore {store.name!r} is not an Azure Blob datastore")
+        # Its type is DatastoreType.AZURE_BLOB ("AzureBlob"), not a lower-case string.
+        if not isinstance(store, AzureBlobDatastore):
+            raise AmlopsError(
+                f"datastore {store.name!r} is {store.type}; uploads need an Azure Blob datastore"
+            )
         protocol = store.protocol or "https"
+        endpoint = store.endpoint or "core.windows.net"
         return BlobLocation(
-            f"{protocol}://{store.account_name}.blob.{store.endpoint}", store.container_name
+            f"{protocol}://{store.account_name}.blob.{endpoint}", store.container_name
         )
 
     def _refs(self, upload: bool) -> Refs:
@@ -400,7 +419,10 @@ class AzureMLv2Backend(NoRunStage):
 
     def _upload_code(self, step: Step) -> str:
         """The step's snapshot on the default datastore at a content-addressed path, uploaded
-        with the deploy's credential like dataset files (never overwritten)."""
+        with the deploy's credential like dataset files (never overwritten), registered as a
+        code asset version named by that content; its ARM id for the component's ``code:``."""
+        from azure.ai.ml.entities._assets import Code
+
         location = self._blob_location(None)
         with tempfile.TemporaryDirectory(prefix="amlops-code-") as tmp:
             snapshot = Path(tmp) / step.name
@@ -411,7 +433,18 @@ class AzureMLv2Backend(NoRunStage):
             upload = upload_dataset_files(
                 snapshot, location, CODE_PATH, self.credential, **self.blob_options
             )
-        return f"{location.account_url}/{location.container}/{upload.path}"
+        # A component's code must be a local folder (the SDK would upload it itself, with a SAS
+        # the service hands out), a git path or a code asset's ARM id: an https URL is read as
+        # a local path (entities/_component/code.py, _get_code_type). Code operations have no
+        # public handle on MLClient (1.35.2), hence ``_code``.
+        code = self.client._code.create_or_update(
+            Code(
+                name=CODE_ASSET,
+                version=upload.path.rsplit("/", 1)[1],
+                path=f"{location.account_url}/{location.container}/{upload.path}",
+            )
+        )
+        return f"azureml:{code.id}"
 
     def _compile(self, pipeline: Pipeline, *, upload: bool) -> Compiled:
         return compile_pipeline(
@@ -441,11 +474,17 @@ class AzureMLv2Backend(NoRunStage):
     def _default_component(self, pipeline: Pipeline) -> str | None:
         name = endpoint_name(pipeline.name)
         endpoint = _get_or_none(lambda: self.client.batch_endpoints.get(name))
-        deployment = (endpoint.defaults or {}).get("deployment_name") if endpoint else None
+        deployment = default_deployment(endpoint) if endpoint else None
         if not deployment:
             return None
         d = self.client.batch_deployments.get(name=deployment, endpoint_name=name)
-        return d.component if isinstance(d.component, str) else getattr(d.component, "id", None)
+        # get() returns a plain BatchDeployment, which drops the component id
+        # (entities/_deployment/batch_deployment.py, _from_rest_object); the fingerprint tag
+        # names the pipeline component version publish registered for it.
+        fp = (d.tags or {}).get(FINGERPRINT_TAG)
+        if not fp:
+            return None
+        return f"azureml:{component_name(pipeline.name, 'pipeline')}:{version_label(fp)}"
 
     def _latest(self, operations: Any, name: str) -> tuple[int, str] | None:
         """(version, fingerprint tag) of the newest numbered version, None when there is none."""
@@ -466,6 +505,18 @@ class AzureMLv2Backend(NoRunStage):
                     f"pipeline {pipeline.name!r}: step {step.name!r} node_count {count} is more "
                     f"than the compute cluster allows ({self.max_nodes})"
                 )
+
+
+def default_deployment(endpoint: Any) -> str | None:
+    """The endpoint's default deployment name. A ``BatchEndpoint`` read from the service holds
+    the REST ``BatchEndpointDefaults`` (keyed ``deploymentName`` as a mapping), one built here a
+    dict keyed ``deployment_name`` (entities/_endpoint/batch_endpoint.py)."""
+    defaults = endpoint.defaults
+    if defaults is None:
+        return None
+    if isinstance(defaults, dict):
+        return defaults.get("deployment_name")
+    return getattr(defaults, "deployment_name", None)
 
 
 def version_label(fp: str) -> str:

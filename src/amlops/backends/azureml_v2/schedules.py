@@ -14,7 +14,7 @@ the schedule's target, and the next schedule stage updates it in place.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,7 @@ from amlops.schedule_rules import action_change, check_parameters
 
 FINGERPRINT_TAG = "amlops_fingerprint"
 TARGET_TAG = "amlops_target"
+JOB_FILE = "./job.yml"  # beside the schedule document when a deploy loads it
 
 
 def check_schedules(schedules: Sequence[ScheduleConfig], where: str) -> None:
@@ -83,12 +84,19 @@ EXPORT_START = "2020-01-01T00:00:00"
 
 
 def schedule_document(
-    sc: ScheduleConfig, job: str | dict[str, Any], start_time: str = EXPORT_START
+    sc: ScheduleConfig,
+    job: str,
+    start_time: str = EXPORT_START,
+    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A JobSchedule document; ``job`` is a pipeline job file (relative) or document."""
-    create_job: dict[str, Any] = {"type": "pipeline", "job": job} if isinstance(job, str) else job
-    if sc.parameters and isinstance(job, str):
-        create_job["inputs"] = dict(sc.parameters)
+    """A JobSchedule document running the pipeline job file ``job`` (relative to it) with
+    ``inputs`` (default: the schedule's parameters) over the file's own. The loader takes a
+    job only by file or ARM id, never inline (_schema/schedule/create_job.py: ``job`` is
+    required)."""
+    create_job: dict[str, Any] = {"type": "pipeline", "job": job}
+    inputs = sc.parameters if inputs is None else inputs
+    if inputs:
+        create_job["inputs"] = dict(inputs)
     doc: dict[str, Any] = {
         "$schema": f"{SCHEMA}/schedule.schema.json",
         "name": sc.name,
@@ -152,13 +160,17 @@ def reconcile(
     plan: bool,
     load_schedule: Any,
     now: datetime | None = None,
+    in_scope: Callable[[ExistingSchedule], bool] | None = None,
 ) -> list[Change]:
-    """One enabled schedule per configured name; managed ones not in config are disabled.
+    """One enabled schedule per configured name; managed ones not in config are disabled (of
+    those ``in_scope`` says this deploy may touch).
 
-    ``operations`` is ``MLClient.schedules``; ``load_schedule(document)`` turns a document into
-    a ``JobSchedule`` through azure-ai-ml's loader.
+    ``operations`` is ``MLClient.schedules``; ``load_schedule(schedule, job)`` turns a schedule
+    document whose job is ``JOB_FILE`` and that job's document into a ``JobSchedule`` through
+    azure-ai-ml's loader.
     """
-    from azure.ai.ml.constants import ScheduleListViewType
+    # Not in azure.ai.ml.constants (1.35.2): the REST enum ScheduleOperations.list itself takes.
+    from azure.ai.ml._restclient.arm_ml_service.models import ScheduleListViewType
 
     check_schedules(schedules, where)
     for sc in schedules:
@@ -188,6 +200,7 @@ def reconcile(
         # version is an update, not a replacement.
         target=lambda sc: sc.pipeline,
         fingerprint=lambda sc: desired_fingerprint(sc, targets[sc.pipeline]),
+        in_scope=in_scope,
     )
     # plan_schedules compares targets; v2's target is the pipeline name (kept in a tag).
     changes: list[Change] = []
@@ -201,8 +214,9 @@ def reconcile(
             if act.existing is not None and act.existing.handle.trigger is not None:
                 # Keep the start it was created with: moving it could shift an interval's phase.
                 start = str(act.existing.handle.trigger.start_time or start).replace(" ", "T")
-            doc = schedule_document(sc, job_document(sc, target), start)
-            schedule = load_schedule(doc)
+            # The job file holds the inputs (data paths as typed inputs), nothing overrides them.
+            doc = schedule_document(sc, JOB_FILE, start, inputs={})
+            schedule = load_schedule(doc, job_document(sc, target))
             schedule.tags = {FINGERPRINT_TAG: act.fingerprint, TARGET_TAG: sc.pipeline}
             operations.begin_create_or_update(schedule).result()
         extra = {"fingerprint": act.fingerprint} if act.fingerprint else {}
