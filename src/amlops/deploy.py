@@ -262,6 +262,10 @@ def render(manifest: Manifest) -> str:
             )
             extra = f"  {where}" if where else ""
             lines.append(f"  {e['name']}{version}: {action}{extra}")
+            if e.get("rest_body") and e.get("url"):
+                # An endpoint invoked by POSTing a body (v2): what to send, ready to copy.
+                body = json.dumps(e["rest_body"], sort_keys=True)
+                lines.append(f"    POST with an Entra token for https://ml.azure.com: {body}")
     for run in manifest.runs:
         head = f"run {run['pipeline']}"
         if run.get("run_id"):

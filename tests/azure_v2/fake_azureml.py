@@ -130,7 +130,7 @@ class FakeAzureML(HttpTransport):
         return {
             r["name"]: r
             for key, r in self.resources.items()
-            if key.startswith(prefix) and "/" not in key[len(prefix):]
+            if key.startswith(prefix) and "/" not in key[len(prefix) :]
         }
 
     def clear(self) -> None:
@@ -162,8 +162,13 @@ class FakeAzureML(HttpTransport):
             status, payload = 400, _error("UnknownHost", f"this fake serves {ARM} only: "
                                           f"{request.method} {request.url}")  # fmt: skip
         elif not _audience_ok(token):
-            status, payload = 401, _error("InvalidAuthenticationToken",
-                                          "the access token is not for Azure Resource Manager")
+            status, payload = (
+                401,
+                _error(
+                    "InvalidAuthenticationToken",
+                    "the access token is not for Azure Resource Manager",
+                ),
+            )
         else:
             status, payload, headers = self._route(request.method, url, body)
             return _response(request, status, payload, headers)
@@ -185,7 +190,7 @@ class FakeAzureML(HttpTransport):
             return 400, _error("NotSupported", f"{method} on the workspace"), {}
         if not path.lower().startswith(self.workspace_id.lower() + "/"):
             return 404, _error("ResourceGroupNotFound", f"no such resource: {path}"), {}
-        segments = path[len(self.workspace_id) + 1:].split("/")
+        segments = path[len(self.workspace_id) + 1 :].split("/")
         if method == "POST" and segments[0] == "datastores" and segments[-1] == "listSecrets":
             return 200, {"secretsType": "None"}, {}
         if method == "POST":
@@ -228,8 +233,10 @@ class FakeAzureML(HttpTransport):
                 return 404, _error("ResourceNotFound", path), {}
             body = _merge(existing, body)
         kind = segments[-2].lower()
-        if kind == "versions" and existing is not None and segments[0] in (
-            "data", "environments", "codes", "components"
+        if (
+            kind == "versions"
+            and existing is not None
+            and segments[0] in ("data", "environments", "codes", "components")
         ):
             # Asset versions are immutable on the service: same content is fine, other is not.
             if _asset_view(existing) != _asset_view(body):
@@ -238,6 +245,8 @@ class FakeAzureML(HttpTransport):
             return 200, existing, {}
         resource = self._put(path, body, type_=self._type(segments))
         props = resource.setdefault("properties", {})
+        if kind == "schedules":
+            props.setdefault("isEnabled", True)  # the service's default when a PUT omits it
         if kind == "batchendpoints":
             host = f"{segments[-1]}.{self.location}.inference.ml.azure.com"
             props["scoringUri"] = f"https://{host}/jobs"
@@ -250,8 +259,8 @@ class FakeAzureML(HttpTransport):
             status_url = f"https://{ARM}/operations/{op}?api-version=2023-10-01"
             props["provisioningState"] = "Succeeded"
             creating = json.loads(json.dumps(resource))
-            creating["properties"]["provisioningState"] = "Creating" if existing is None else (
-                "Updating"
+            creating["properties"]["provisioningState"] = (
+                "Creating" if existing is None else ("Updating")
             )
             return (201 if existing is None else 200), creating, {
                 "Azure-AsyncOperation": status_url, "Retry-After": "0",

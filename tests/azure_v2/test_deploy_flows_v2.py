@@ -9,6 +9,7 @@ checks every bearer token.
 
 from __future__ import annotations
 
+import json
 import signal
 import uuid
 from collections.abc import Iterator
@@ -122,22 +123,179 @@ def world(tmp_path: Path, azurite: Azurite) -> World:
     return World(copy_repo(tmp_path / "repo"), service, azurite, account)
 
 
-def test_probe(world: World) -> None:
+def deployments(world: World, endpoint: str) -> dict[str, dict]:
+    return world.service.items(f"batchEndpoints/{endpoint}/deployments")
+
+
+def default_of(world: World, endpoint: str) -> str:
+    return world.service.items("batchEndpoints")[endpoint]["properties"]["defaults"][
+        "deploymentName"
+    ]
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+def blobs(world: World, datastore: str) -> list[str]:
+    from azure.storage.blob import ContainerClient
+
+    store = world.service.items("datastores")[datastore]["properties"]
+    with ContainerClient(
+        world.azurite.account_url, store["containerName"], credential=EntraTokenFake(),
+        connection_verify=str(world.azurite.cert),
+    ) as container:  # fmt: skip
+        return sorted(b.name for b in container.list_blobs())
+
+
+def test_first_deploy_registers_publishes_and_schedules(world: World) -> None:
+    """First ``deploy.py --env dev-v2``: data assets, an environment, code and components, a
+    batch endpoint per pipeline whose default is its first PipelineComponentBatchDeployment,
+    schedules; the summary prints each invocation URL and REST body. Fakes: FakeAzureML (Azure
+    ML), EntraTokenFake (Entra ID), AzuriteByName (storage DNS)."""
     manifest, summary = world.deploy()
-    print(summary)
-    for s in world.service.sent:
-        print(s.method, s.url)
+    service = world.service
+
+    assert [(d["name"], d["version"], d["action"]) for d in manifest.datasets] == [
+        ("diabetes", "1", "created"), ("diabetes-scoring", "1", "created"),
+    ]  # fmt: skip
+    assert [(e["name"], e["action"]) for e in manifest.environments] == [
+        ("amlops-train", "created")
+    ]
+    data = service.items("data/diabetes/versions")["1"]["properties"]
+    assert data["dataUri"].startswith("azureml://datastores/training/paths/diabetes/")
+    assert data["dataType"] == "uri_folder"
+    assert service.items("environments/amlops-train/versions")["1"]["properties"]["image"]
+    # The files went to the storage account behind the datastore, at content-addressed paths.
+    folder = data["dataUri"].split("/paths/")[1]
+    assert [b for b in blobs(world, "training") if b.startswith(folder + "/")]
+    code = service.items("codes/amlops-code/versions")
+    assert len(code) == 5  # prep, train, evaluate, register, score: one snapshot each
+    default_store = service.items("datastores")["workspaceblobstore"]["properties"]
+    uploaded = blobs(world, "workspaceblobstore")
+    for version, asset in code.items():
+        uri = asset["properties"]["codeUri"]
+        folder = uri.split(f"/{default_store['containerName']}/", 1)[1]
+        assert folder == f"amlops/code/{version}"
+        assert [b for b in uploaded if b.startswith(folder + "/")], uri
+
+    endpoints = {e["name"]: e for e in manifest.endpoints}
+    assert {n: (e["action"], e["version"]) for n, e in endpoints.items()} == {
+        "train": ("created", "0"), "batch_score": ("created", "0"),
+    }  # fmt: skip
+    for pipeline, endpoint in (("train", "train"), ("batch_score", "batch-score")):
+        assert default_of(world, endpoint) == "version-0"
+        [deployment] = deployments(world, endpoint).values()
+        config = deployment["properties"]["deploymentConfiguration"]
+        assert config["deploymentConfigurationType"] == "PipelineComponent"
+        component = config["componentId"]["assetId"]
+        assert f"/components/{pipeline}_pipeline/versions/" in component
+        assert service.resources[component.lower()]["properties"]["componentSpec"]["type"] == (
+            "pipeline"
+        )
+        url = f"https://{endpoint}.westeurope.inference.ml.azure.com/jobs"
+        assert endpoints[pipeline]["url"] == url
+        assert url in summary
+
+    # The body azure-ai-ml's own batch_endpoints.invoke would send for these inputs.
+    body = endpoints["batch_score"]["rest_body"]
+    assert body == {"properties": {"inputData": sdk_batch_inputs({
+        "model_name": ("string", "diabetes-model"), "model_version": ("string", "production"),
+        "mini_batch_size": ("string", "1MB"),
+        "scoring_data": ("mltable", "azureml://datastores/scoring/paths/diabetes/incoming"),
+    })}}  # fmt: skip
+    invoke = (
+        f"POST with an Entra token for https://ml.azure.com: {json.dumps(body, sort_keys=True)}"
+    )
+    assert invoke in summary
+
+    schedules = service.items("schedules")
+    assert {n: s["properties"]["isEnabled"] for n, s in schedules.items()} == {
+        "train-nightly": True, "score-weekdays": True,
+    }  # fmt: skip
+    job = schedules["train-nightly"]["properties"]["action"]["jobDefinition"]
+    assert job["jobs"]["pipeline"]["componentId"] == component_of(world, "train")
+    assert manifest.changes == 2 + 1 + 2 + 2
 
 
-def test_probe2(world: World) -> None:
-    import json
-    config, backend, pipelines = world.connect()
-    m = deploy(config, backend, pipelines, ["register", "build", "publish"], plan=False)
-    print(render(m))
-    for s in world.service.sent:
-        print(s.method, s.url[:200])
-    for k, r in world.service.resources.items():
-        if "batchendpoints" in k:
-            print(json.dumps(r, indent=1)[:3000])
-    e = backend.client.batch_endpoints.get("train")
-    print(e.defaults, type(e.defaults))
+def sdk_batch_inputs(inputs: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+    """The ``inputData`` azure-ai-ml's BatchJobSchema writes for these (type, value) inputs:
+    what ``batch_endpoints.invoke`` posts."""
+    from azure.ai.ml import Input
+    from azure.ai.ml._schema._deployment.batch.batch_job import BatchJobSchema
+    from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY, PARAMS_OVERRIDE_KEY
+
+    typed = {
+        name: Input(type=kind, path=value) if kind in ("mltable", "uri_folder")
+        else Input(type=kind, default=value)
+        for name, (kind, value) in inputs.items()
+    }  # fmt: skip
+    context = {BASE_PATH_CONTEXT_KEY: Path("."), PARAMS_OVERRIDE_KEY: [{"input_data": typed}]}
+    return BatchJobSchema(context=context).load(data={})["inputData"]
+
+
+def component_of(world: World, endpoint: str) -> str:
+    deployment = deployments(world, endpoint)[default_of(world, endpoint)]
+    return deployment["properties"]["deploymentConfiguration"]["componentId"]["assetId"]
+
+
+def test_redeploying_unchanged_config_writes_nothing(world: World) -> None:
+    """Second deploy, nothing changed: only reads reach Azure ML (and a plan likewise). Fakes:
+    FakeAzureML (Azure ML), EntraTokenFake (Entra ID), AzuriteByName (storage DNS)."""
+    world.deploy()
+    world.service.clear()
+    manifest, summary = world.deploy()
+    assert world.service.writes() == []
+    assert world.service.sent  # it did look
+    assert manifest.changes == 0 and "nothing changed: all up to date" in summary
+    assert {e["action"] for e in manifest.endpoints} == {"unchanged"}
+    assert {s["action"] for s in manifest.schedules} == {"unchanged"}
+    world.service.clear()
+    plan, _ = world.deploy(plan=True)
+    assert world.service.writes() == [] and plan.changes == 0
+
+
+def test_a_changed_step_adds_a_deployment_and_a_revert_points_back(world: World) -> None:
+    """A changed train step: a new deployment of the train endpoint, the default moved to it
+    and the train schedule updated to run it; reverting points the default back with no new
+    deployment. Fakes: FakeAzureML (Azure ML), EntraTokenFake (Entra ID), AzuriteByName
+    (storage DNS)."""
+    world.deploy()
+    first = component_of(world, "train")
+    script = next((world.root / "pipelines" / "steps" / "train").glob("*.py"))
+    original = script.read_text()
+    script.write_text(original + "\n# tuned\n")
+
+    world.service.clear()
+    plan, _ = world.deploy(plan=True)
+    assert world.service.writes() == []
+    assert {e["name"]: (e["action"], e["version"]) for e in plan.endpoints}["train"] == (
+        "updated", "1",
+    )  # fmt: skip
+
+    manifest, summary = world.deploy()
+    endpoints = {e["name"]: e for e in manifest.endpoints}
+    assert (endpoints["train"]["action"], endpoints["train"]["version"]) == ("updated", "1")
+    assert endpoints["batch_score"]["action"] == "unchanged"
+    assert sorted(deployments(world, "train")) == ["version-0", "version-1"]
+    assert default_of(world, "train") == "version-1"
+    assert component_of(world, "train") != first
+    assert len(deployments(world, "batch-score")) == 1
+    schedules = {s["name"]: s["action"] for s in manifest.schedules}
+    assert schedules == {"train-nightly": "updated", "score-weekdays": "unchanged"}
+    job = world.service.items("schedules")["train-nightly"]["properties"]["action"]
+    assert job["jobDefinition"]["jobs"]["pipeline"]["componentId"] == component_of(world, "train")
+
+    script.write_text(original)
+    world.service.clear()
+    manifest, _ = world.deploy()
+    train = {e["name"]: e for e in manifest.endpoints}["train"]
+    assert (train["action"], train["version"], train["reverts"]) == ("updated", "0", True)
+    assert default_of(world, "train") == "version-0"
+    assert component_of(world, "train") == first
+    assert sorted(deployments(world, "train")) == ["version-0", "version-1"]
+    puts = [s.path for s in world.service.writes()]
+    assert not [p for p in puts if "/deployments/" in p or "/components/" in p or "/codes/" in p]
+    assert [p.rsplit("/", 1)[1] for p in puts if "/batchEndpoints/" in p] == ["train"]

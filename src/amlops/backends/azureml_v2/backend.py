@@ -50,7 +50,7 @@ from amlops.content import hash_text, walk_files
 from amlops.errors import AmlopsError, ConfigError
 from amlops.policy import decide_publish, decide_version
 from amlops.schedule_rules import parameter_kinds
-from amlops.spec import DataPathParam, DatasetInput, Param, Pipeline, Step
+from amlops.spec import DataPathParam, DatasetInput, Pipeline, Step
 from amlops.specjson import document_fingerprint, pipeline_document
 
 log = logging.getLogger("amlops.azureml_v2")
@@ -274,7 +274,11 @@ class AzureMLv2Backend(NoRunStage):
                     deployments[version] = d
             versions = {v: (d.tags or {}).get(FINGERPRINT_TAG, "") for v, d in deployments.items()}
             default = deployment_version(default_deployment(endpoint) or "")
-        detail = {"endpoint": name}
+        # How to invoke it, on every deploy: a caller reads the manifest, not the first one.
+        detail: dict[str, Any] = {
+            "endpoint": name,
+            "rest_body": rest_body(self._compile(pipeline, upload=False)),
+        }
         if endpoint is not None and endpoint.scoring_uri:
             detail["url"] = endpoint.scoring_uri
         change = decide_publish(pipeline.name, fp, versions, default, detail)
@@ -308,7 +312,6 @@ class AzureMLv2Backend(NoRunStage):
             "url": endpoint.scoring_uri,
             "deployment": deployment_name(version),
         }
-        detail["rest_body"] = rest_body(pipeline)
         return replace(change, detail=detail)
 
     def schedule(
@@ -540,19 +543,22 @@ def load_compiled(compiled: Compiled, folder: Path, *, pipeline_component: bool 
     return load_job(path)
 
 
-def rest_body(pipeline: Pipeline) -> dict[str, Any]:
+# The wire names of data inputs in a batch job body (_schema/_deployment/batch/batch_job.py).
+JOB_INPUT_TYPES = {"uri_folder": "UriFolder", "uri_file": "UriFile", "mltable": "MLTable"}
+
+
+def rest_body(compiled: Compiled) -> dict[str, Any]:
     """What a REST caller posts to the endpoint's invocation URL (with an Entra token for
-    https://ml.azure.com): every pipeline input, its default as the example value."""
+    https://ml.azure.com), shaped as azure-ai-ml's ``batch_endpoints.invoke`` sends it: every
+    input of the published pipeline, its default as the example value. A Param fixed at
+    publish is no input there, so it is not offered."""
     inputs: dict[str, Any] = {}
-    for p in pipeline.parameters:
-        if isinstance(p, Param):
-            inputs[p.name] = {"JobInputType": "Literal", "Value": str(p.default)}
+    for name, value in compiled.job["inputs"].items():
+        if isinstance(value, dict):
+            inputs[name] = {"jobInputType": JOB_INPUT_TYPES[value["type"]], "uri": value["path"]}
         else:
-            inputs[p.name] = {
-                "JobInputType": "mltable" if p.kind == "tabular" else "UriFolder",
-                "Uri": f"azureml://datastores/{p.datastore}/paths/{p.path}",
-            }
-    return {"properties": {"InputData": inputs}}
+            inputs[name] = {"jobInputType": "Literal", "value": value}
+    return {"properties": {"inputData": inputs}}
 
 
 def preflight(
