@@ -118,6 +118,10 @@ class FakeAzureML(HttpTransport):
             "serviceDataAccessAuthIdentity": "WorkspaceSystemAssignedIdentity",
         }})  # fmt: skip
 
+    def remove(self, relative: str) -> None:
+        """Delete ``<workspace>/<relative>`` (e.g. "computes/cpu-cluster"), as if never made."""
+        del self.resources[f"{self.workspace_id}/{relative}".lower()]
+
     # -- what a test reads ------------------------------------------------------------------
 
     def writes(self) -> list[Sent]:

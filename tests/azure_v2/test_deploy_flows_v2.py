@@ -75,7 +75,6 @@ class World:
     root: Path
     service: FakeAzureML
     azurite: Azurite
-    account: str
 
     def blob_options(self) -> dict[str, Any]:
         verify = str(self.azurite.cert)
@@ -109,18 +108,18 @@ class World:
 def world(tmp_path: Path, azurite: Azurite) -> World:
     from azure.storage.blob import BlobServiceClient
 
-    # One account per test keeps tests apart: Azurite's path-style URLs name it.
-    account = f"st{uuid.uuid4().hex[:12]}"
+    # Containers of their own keep tests apart on Azurite's one account.
+    prefix = f"t{uuid.uuid4().hex[:12]}"
     service = FakeAzureML(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
     service.add_compute("cpu-cluster", max_nodes=4)
     options = {"connection_verify": str(azurite.cert)}
     with BlobServiceClient(azurite.account_url, credential=EntraTokenFake(), **options) as blobs:
         for name, container in CONTAINERS.items():
-            container = f"{account}-{container}"[:63]
+            container = f"{prefix}-{container}"
             blobs.create_container(container)
             service.add_datastore(name, account=ACCOUNT, container=container,
                                   default=name == "workspaceblobstore")  # fmt: skip
-    return World(copy_repo(tmp_path / "repo"), service, azurite, account)
+    return World(copy_repo(tmp_path / "repo"), service, azurite)
 
 
 def deployments(world: World, endpoint: str) -> dict[str, dict]:
@@ -241,6 +240,18 @@ def component_of(world: World, endpoint: str) -> str:
     return deployment["properties"]["deploymentConfiguration"]["componentId"]["assetId"]
 
 
+def test_a_plan_on_an_empty_workspace_says_what_a_deploy_would_create(world: World) -> None:
+    """``--plan`` before the first deploy: everything "would be created", nothing is written.
+    Fakes: FakeAzureML (Azure ML), EntraTokenFake (Entra ID), AzuriteByName (storage DNS)."""
+    manifest, summary = world.deploy(plan=True)
+    assert world.service.writes() == []
+    assert {e["name"]: (e["action"], e["version"]) for e in manifest.endpoints} == {
+        "train": ("created", "0"), "batch_score": ("created", "0"),
+    }  # fmt: skip
+    assert {s["action"] for s in manifest.schedules} == {"created"}
+    assert "would be created" in summary
+
+
 def test_redeploying_unchanged_config_writes_nothing(world: World) -> None:
     """Second deploy, nothing changed: only reads reach Azure ML (and a plan likewise). Fakes:
     FakeAzureML (Azure ML), EntraTokenFake (Entra ID), AzuriteByName (storage DNS)."""
@@ -299,3 +310,96 @@ def test_a_changed_step_adds_a_deployment_and_a_revert_points_back(world: World)
     puts = [s.path for s in world.service.writes()]
     assert not [p for p in puts if "/deployments/" in p or "/components/" in p or "/codes/" in p]
     assert [p.rsplit("/", 1)[1] for p in puts if "/batchEndpoints/" in p] == ["train"]
+
+
+def test_schedules_are_created_updated_and_disabled_by_name(world: World) -> None:
+    """Config edits between deploys: a changed recurrence updates its schedule in place, a new
+    one is created, one dropped from config is disabled (never deleted). Fakes: FakeAzureML
+    (Azure ML), EntraTokenFake (Entra ID), AzuriteByName (storage DNS)."""
+    world.deploy()
+    config = world.root / "config" / "dev-v2.yml"
+    edit(config, "      hours: [2]\n      minutes: [30]", "      hours: [3]\n      minutes: [15]")
+    edit(config, "  score-weekdays:\n", "  score-hourly:\n")  # renamed: a new one, the old dropped
+    world.service.clear()
+    manifest, summary = world.deploy()
+    actions = {s["name"]: s["action"] for s in manifest.schedules}
+    assert actions == {
+        "train-nightly": "updated", "score-hourly": "created", "score-weekdays": "disabled",
+    }  # fmt: skip
+    stored = world.service.items("schedules")
+    assert {n: s["properties"]["isEnabled"] for n, s in stored.items()} == {
+        "train-nightly": True, "score-hourly": True, "score-weekdays": False,
+    }  # fmt: skip
+    trigger = stored["train-nightly"]["properties"]["trigger"]
+    assert trigger["schedule"] == {"hours": [3], "minutes": [15]}
+    assert [s.method for s in world.service.writes()] == ["PUT", "PUT", "PUT"]  # no DELETE
+
+    world.service.clear()
+    again, _ = world.deploy()
+    assert world.service.writes() == [] and again.changes == 0
+
+
+def test_a_datastore_trigger_is_refused_before_anything_is_read(world: World) -> None:
+    """dev.yml's data-change schedule on v2: one line naming the file and key, exit code 2,
+    before a single request. Fake: FakeAzureML (Azure ML), which records that nothing came."""
+    from amlops.errors import ConfigError
+
+    config = world.root / "config" / "dev-v2.yml"
+    config.write_text(
+        config.read_text()
+        + "  score-on-new-data:\n    pipeline: batch_score\n"
+        + "    datastore_trigger:\n      datastore: trigger\n      path: incoming\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        world.deploy()
+    message = str(info.value)
+    assert message.startswith(f"{config}: schedules.score-on-new-data.datastore_trigger: ")
+    assert "no data-change trigger" in message and "\n" not in message
+    assert info.value.exit_code == 2
+    assert world.service.sent == []
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        (
+            "computes/cpu-cluster",
+            r"^compute cluster 'cpu-cluster' in workspace 'mlw-amlops-dev' \(resource group "
+            r"'rg-amlops-dev'\): .*not found.* \(compute.default in config\)$",
+        ),
+        (
+            "datastores/scoring",
+            r"^\S+/config/dev-v2.yml: datasets.diabetes-scoring: datastore 'scoring': "
+            r".*not found.*$",
+        ),
+    ],
+    ids=["compute", "datastore"],
+)
+def test_preflight_names_what_is_missing_and_changes_nothing(world, missing, message) -> None:
+    """Preflight reads the workspace through azure-ai-ml and stops at the first thing missing,
+    in one line, before any write. Fakes: FakeAzureML (Azure ML), EntraTokenFake (Entra ID)."""
+    from amlops.errors import AmlopsError
+
+    world.service.remove(missing)
+    with pytest.raises(AmlopsError, match=message) as info:
+        world.deploy()
+    assert "\n" not in str(info.value)
+    assert {s.method for s in world.service.sent} == {"GET"}
+
+
+def test_preflight_refuses_more_nodes_than_the_cluster_has(world: World) -> None:
+    """A ParallelStep asking for 8 nodes on a 4-node cluster: a config error (exit code 2)
+    naming pipeline, step and both numbers, before any write. Fakes: FakeAzureML (Azure ML),
+    EntraTokenFake (Entra ID)."""
+    from amlops.errors import ConfigError
+
+    edit(world.root / "pipelines" / "batch_score.py", 'output_action="append_row",',
+         'output_action="append_row", node_count=8,')  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        world.deploy()
+    assert str(info.value) == (
+        "pipeline 'batch_score': step 'score' node_count 8 is more than compute cluster "
+        "'cpu-cluster' allows (max_instances 4)"
+    )
+    assert info.value.exit_code == 2
+    assert {s.method for s in world.service.sent} == {"GET"}

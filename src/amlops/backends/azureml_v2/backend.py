@@ -85,7 +85,9 @@ class AzureMLv2Backend(NoRunStage):
         self.max_nodes = max_nodes
         self.blob_options = dict(blob_options or {})
         self._pipelines = {p.name: p for p in pipelines}
+        # Versions a plan's register stage would create: what its build and publish would pin.
         self._planned_environments: dict[str, str] = {}
+        self._planned_datasets: dict[str, str] = {}
 
     @classmethod
     def open(
@@ -174,6 +176,8 @@ class AzureMLv2Backend(NoRunStage):
                     "dataset", cfg.name, fp, self._latest(self.client.data, cfg.name)
                 )
                 change = replace(change, detail={**change.detail, **detail})
+                if plan and change.changed:
+                    self._planned_datasets[cfg.name] = str(change.version)
                 if plan or not change.changed:
                     changes.append(change)
                     continue
@@ -403,6 +407,8 @@ class AzureMLv2Backend(NoRunStage):
 
         def dataset(item: DatasetInput) -> tuple[str, str]:
             version = item.version
+            if version == "latest":
+                version = self._planned_datasets.get(item.dataset, version)
             if version == "latest":
                 # azure-ai-ml resolves name@latest to a version when the pipeline component is
                 # created (operations/_operation_orchestrator.py, _resolve_name_version_from_
