@@ -266,7 +266,8 @@ class AzureMLv2Backend(NoRunStage):
         from azure.ai.ml.entities import BatchEndpoint, PipelineComponentBatchDeployment
 
         name = endpoint_name(pipeline.name)
-        fp = self._fingerprint(pipeline)
+        offline = self._compile(pipeline, upload=False)
+        fp = self._fingerprint(pipeline, offline)
         endpoint = _get_or_none(lambda: self.client.batch_endpoints.get(name))
         versions = None
         default = None
@@ -281,7 +282,7 @@ class AzureMLv2Backend(NoRunStage):
         # How to invoke it, on every deploy: a caller reads the manifest, not the first one.
         detail: dict[str, Any] = {
             "endpoint": name,
-            "rest_body": rest_body(self._compile(pipeline, upload=False)),
+            "rest_body": rest_body(offline),
         }
         if endpoint is not None and endpoint.scoring_uri:
             detail["url"] = endpoint.scoring_uri
@@ -464,10 +465,10 @@ class AzureMLv2Backend(NoRunStage):
             component_file=lambda s: f"./components/{s.name}.yml",
         )
 
-    def _fingerprint(self, pipeline: Pipeline) -> str:
-        """The spec with its step folders, plus what the published component pins: compute,
-        environment versions and dataset versions (v2 resolves ``latest`` at publish)."""
-        compiled = self._compile(pipeline, upload=False)
+    def _fingerprint(self, pipeline: Pipeline, compiled: Compiled) -> str:
+        """The spec with its step folders, plus what the published component (``compiled``
+        without uploads) pins: compute, environment versions and dataset versions (v2
+        resolves ``latest`` at publish)."""
         pins = {
             "compute": self.config.compute,
             "environments": sorted({c.get("environment") or c["task"]["environment"]
