@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from azurite import ACCOUNT, Azurite, EntraTokenFake
 from fake_azureml import AzuriteByName, FakeAzureML
 from helpers import copy_repo
@@ -166,7 +167,10 @@ def test_first_deploy_registers_publishes_and_schedules(world: World) -> None:
     data = service.items("data/diabetes/versions")["1"]["properties"]
     assert data["dataUri"].startswith("azureml://datastores/training/paths/diabetes/")
     assert data["dataType"] == "uri_folder"
-    assert service.items("environments/amlops-train/versions")["1"]["properties"]["image"]
+    environment = service.items("environments/amlops-train/versions")["1"]["properties"]
+    conda = (world.root / "pipelines" / "environments" / "train.yml").read_text()
+    assert yaml.safe_load(environment["condaFile"]) == yaml.safe_load(conda)
+    assert environment["image"].startswith("mcr.microsoft.com/azureml/")
     # The files went to the storage account behind the datastore, at content-addressed paths.
     folder = data["dataUri"].split("/paths/")[1]
     assert [b for b in blobs(world, "training") if b.startswith(folder + "/")]
@@ -189,6 +193,10 @@ def test_first_deploy_registers_publishes_and_schedules(world: World) -> None:
         [deployment] = deployments(world, endpoint).values()
         config = deployment["properties"]["deploymentConfiguration"]
         assert config["deploymentConfigurationType"] == "PipelineComponent"
+        # The settings `amlops export` writes in deployment.yml.
+        assert config["settings"] == {
+            "default_compute": "cpu-cluster", "continue_on_step_failure": "false",
+        }  # fmt: skip
         component = config["componentId"]["assetId"]
         assert f"/components/{pipeline}_pipeline/versions/" in component
         assert service.resources[component.lower()]["properties"]["componentSpec"]["type"] == (

@@ -25,6 +25,7 @@ from amlops.backends.azureml_v2.compile import (
     compile_pipeline,
     component_name,
 )
+from amlops.backends.azureml_v2.export import deployment_document
 from amlops.backends.azureml_v2.naming import deployment_name, deployment_version, endpoint_name
 from amlops.backends.azureml_v2.schedules import JOB_FILE, Target, check_schedules, reconcile
 from amlops.backends.base import (
@@ -263,7 +264,10 @@ class AzureMLv2Backend(NoRunStage):
         return changes
 
     def _publish(self, pipeline: Pipeline, *, plan: bool) -> Change:
-        from azure.ai.ml.entities import BatchEndpoint, PipelineComponentBatchDeployment
+        from azure.ai.ml.entities import BatchEndpoint
+
+        # Not re-exported by azure.ai.ml (1.35.2); load_batch_deployment reads model deployments.
+        from azure.ai.ml.entities._load_functions import load_pipeline_component_batch_deployment
 
         name = endpoint_name(pipeline.name)
         offline = self._compile(pipeline, upload=False)
@@ -300,16 +304,15 @@ class AzureMLv2Backend(NoRunStage):
                 component = load_compiled(compiled, Path(tmp), pipeline_component=True)
                 component.version = version_label(fp)
                 registered = self.client.components.create_or_update(component)
-            self.client.batch_deployments.begin_create_or_update(
-                PipelineComponentBatchDeployment(
-                    name=deployment_name(version),
-                    endpoint_name=name,
-                    component=registered.id,
-                    settings={"default_compute": self.config.compute},
-                    tags={FINGERPRINT_TAG: fp},
-                    description=pipeline.description or pipeline.name,
-                )
-            ).result()
+            # The document export writes, pointing at the registered component: what a
+            # reviewer reads is what is submitted.
+            doc = deployment_document(pipeline, version, self.config.compute)
+            doc.update(component=f"azureml:{registered.id}", tags={FINGERPRINT_TAG: fp})
+            with tempfile.TemporaryDirectory(prefix="amlops-v2-") as tmp:
+                path = Path(tmp) / "deployment.yml"
+                path.write_text(yaml.safe_dump(doc, sort_keys=False))
+                deployment = load_pipeline_component_batch_deployment(path)
+            self.client.batch_deployments.begin_create_or_update(deployment).result()
         endpoint.defaults = {"deployment_name": deployment_name(version)}
         endpoint = self.client.batch_endpoints.begin_create_or_update(endpoint).result()
         detail = {
