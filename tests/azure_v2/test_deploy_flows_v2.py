@@ -13,7 +13,7 @@ import json
 import signal
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,12 @@ class World:
         verify = str(self.azurite.cert)
         return {"transport": AzuriteByName(self.azurite.endpoint, connection_verify=verify)}
 
-    def connect(self, env: str = "dev-v2", *, plan: bool = False) -> tuple[Any, Any, list]:
+    def connect(
+        self, env: str = "dev-v2", *, plan: bool = False, only: set[str] | None = None
+    ) -> tuple[Any, Any, list]:
         config = load_config(env, self.root)
+        if only is not None:  # as the CLI's --pipeline narrows the config
+            config = replace(config, pipelines=tuple(p for p in config.pipelines if p.name in only))
         pipelines = build_pipelines(config)
         backend = AzureMLv2Backend.connect(
             config,
@@ -95,11 +99,13 @@ class World:
         )
         return config, backend, pipelines
 
-    def deploy(self, env: str = "dev-v2", *, plan: bool = False) -> tuple[Manifest, str]:
-        """``deploy.py --env <env> [--plan]``: every stage, one backend, its summary."""
-        config, backend, pipelines = self.connect(env, plan=plan)
+    def deploy(
+        self, env: str = "dev-v2", *, plan: bool = False, only: set[str] | None = None
+    ) -> tuple[Manifest, str]:
+        """``deploy.py --env <env> [--plan] [--pipeline ...]``: every stage, one backend."""
+        config, backend, pipelines = self.connect(env, plan=plan, only=only)
         try:
-            manifest = deploy(config, backend, pipelines, backend.stages, plan=plan)
+            manifest = deploy(config, backend, pipelines, backend.stages, plan=plan, only=only)
         finally:
             backend.close()
         return manifest, render(manifest)
@@ -345,6 +351,27 @@ def test_schedules_are_created_updated_and_disabled_by_name(world: World) -> Non
     world.service.clear()
     again, _ = world.deploy()
     assert world.service.writes() == [] and again.changes == 0
+
+
+def test_a_deploy_of_one_pipeline_leaves_the_others_schedules_alone(world: World) -> None:
+    """``--pipeline train`` after score-weekdays left config: batch_score is not this deploy's,
+    so its schedule stays enabled until a deploy of every pipeline disables it. Fakes:
+    FakeAzureML (Azure ML), EntraTokenFake (Entra ID), AzuriteByName (storage DNS)."""
+    world.deploy()
+    config = world.root / "config" / "dev-v2.yml"
+    text = config.read_text()
+    config.write_text(text[: text.index("  score-weekdays:\n")])
+    world.service.clear()
+    manifest, _ = world.deploy(only={"train"})
+    assert [(s["name"], s["action"]) for s in manifest.schedules] == [
+        ("train-nightly", "unchanged")
+    ]
+    assert world.service.writes() == []
+    assert world.service.items("schedules")["score-weekdays"]["properties"]["isEnabled"] is True
+
+    manifest, _ = world.deploy()
+    assert {s["name"]: s["action"] for s in manifest.schedules}["score-weekdays"] == "disabled"
+    assert world.service.items("schedules")["score-weekdays"]["properties"]["isEnabled"] is False
 
 
 def test_a_datastore_trigger_is_refused_before_anything_is_read(world: World) -> None:
