@@ -21,8 +21,9 @@ are answered here, the way Azure Resource Manager answers them for
   (no secrets).
 
 Every request is recorded (method, URL, JSON body) so a test can say "no writes". The bearer
-token on each request must be for Azure Resource Manager, as ARM requires. Anything this fake
-does not know is a 400 naming the request, never a silent success.
+token on each request must be for Azure Resource Manager, as ARM requires. A request to another
+host, or an action (``POST``) this fake does not model, is a 400 naming the request, never a
+silent success.
 """
 
 from __future__ import annotations
