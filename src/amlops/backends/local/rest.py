@@ -37,7 +37,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from amlops.backends.local import views
+from amlops.backends.local import batch_endpoints, views
 from amlops.backends.local.endpoints import NotPublished
 from amlops.backends.local.queries import WorkspaceReader
 from amlops.backends.local.service import LocalService
@@ -46,6 +46,7 @@ from amlops.errors import AmlopsError, ConfigError
 from amlops.spec import SpecError
 
 API = views.API
+ARM = batch_endpoints.ARM
 MAX_BODY = 1 << 20
 SUBMIT_KEYS = {"ExperimentName", "Description", "ParameterAssignments", "DataPathAssignments"}
 # Azure ML's rule for experiment names.
@@ -170,6 +171,40 @@ class RestServer:
             lambda store, ws: views.run_document(store, ws, views.run_row(store, run_id), self.url)
         )
 
+    # --- the v2 batch endpoint face (amlops.backends.local.batch_endpoints) -----------------
+
+    def invoke(self, name: str, deployment: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        """A v2 batch endpoint invocation: the same run a v1-shaped submit queues."""
+        parameters, experiment = batch_endpoints.read_invocation(body)
+        version = batch_endpoints.version_of(deployment)
+        local = self.read(lambda store, ws: batch_endpoints.local_endpoint(store, name))
+        experiment = experiment if experiment is not None else name
+        _check_experiment(experiment, "properties.properties.experimentName")
+        origin = {"type": "HTTP", "experiment": experiment}
+        run_id, _ = self.service.submit(local, version, parameters, origin)
+        return self.batch_job(name, run_id)
+
+    def batch_job(self, name: str, run_id: str) -> dict[str, Any]:
+        def view(store, ws):
+            local = batch_endpoints.local_endpoint(store, name)
+            row = views.run_row(store, run_id)
+            if json.loads(row["origin"] or "{}").get("endpoint") != local:
+                raise views.NotFound(f"batch endpoint {name!r} has no job {run_id!r}")
+            return batch_endpoints.job_document(
+                row, self.url, f"{self.url}{API}/PipelineRuns/{run_id}"
+            )
+
+        return self.read(view)
+
+    def batch_endpoint(self, name: str, arm_path: str, deployments: bool) -> dict[str, Any]:
+        def view(store, ws):
+            local = batch_endpoints.local_endpoint(store, name)
+            if deployments:
+                return batch_endpoints.deployment_documents(store, local, arm_path)
+            return batch_endpoints.endpoint_document(store, local, self.url, arm_path)
+
+        return self.read(view)
+
 
 # --- the app ---------------------------------------------------------------------------------
 
@@ -221,6 +256,24 @@ def create_app(server: RestServer) -> ASGIApp:
         name = request.path_params["name"]
         return JSON(await run_in_threadpool(server.submit, name, version, body))
 
+    async def invoke(request: Request) -> Response:
+        body = await _json_body(request, '{"properties": {"InputData": {...}}}')
+        deployment = request.headers.get(batch_endpoints.DEPLOYMENT_HEADER)
+        name = request.path_params["name"]
+        return JSON(await run_in_threadpool(server.invoke, name, deployment, body))
+
+    async def batch_job(request: Request) -> Response:
+        p = request.path_params
+        return JSON(await run_in_threadpool(server.batch_job, p["name"], p["run_id"]))
+
+    def batch_endpoint(deployments: bool) -> Callable:
+        async def endpoint(request: Request) -> Response:
+            name, path = request.path_params["name"], request.url.path
+            found = await run_in_threadpool(server.batch_endpoint, name, path, deployments)
+            return JSON(found)
+
+        return endpoint
+
     async def overview(request: Request) -> Response:
         found = await run_in_threadpool(server.read, views.overview, server.url, time.time())
         return JSON(found)
@@ -259,6 +312,10 @@ def create_app(server: RestServer) -> ASGIApp:
         Route(f"{API}/PipelineRuns/{{run_id}}", run),
         Route(f"{API}/Schedules", query("schedules", "list")),
         Route(f"{API}/Schedules/{{name}}", query("schedules", "show")),
+        Route(batch_endpoints.JOBS, invoke, methods=["POST"]),
+        Route(batch_endpoints.JOBS + "/{run_id}", batch_job),
+        Route(f"{ARM}/batchEndpoints/{{name}}", batch_endpoint(deployments=False)),
+        Route(f"{ARM}/batchEndpoints/{{name}}/deployments", batch_endpoint(deployments=True)),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -293,6 +350,7 @@ def create_app(server: RestServer) -> ASGIApp:
         NotPublished: not_found,
         views.NotFound: not_found,
         BadRequest: bad_request,
+        batch_endpoints.BadInvocation: bad_request,
         AmlopsError: bad_request,
         SpecError: bad_request,
         TooLarge: too_large,
@@ -380,7 +438,7 @@ class _Guard:
 # --- request bodies ------------------------------------------------------------------------------
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def _json_body(request: Request, least: str = '{"ExperimentName": "..."}') -> dict[str, Any]:
     """The request's JSON object, however it was sent (Content-Length or chunked)."""
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -396,9 +454,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         chunks.append(chunk)
     raw = b"".join(chunks).strip()
     if not raw:
-        raise BadRequest(
-            'request body is empty: send a JSON object, at least {"ExperimentName": "..."}'
-        )
+        raise BadRequest(f"request body is empty: send a JSON object, at least {least}")
     try:
         body = json.loads(raw)
     except ValueError as exc:
@@ -415,13 +471,17 @@ def _check_submit(body: dict[str, Any]) -> None:
     name = body.get("ExperimentName")
     if name is None:
         raise BadRequest("ExperimentName: required (the experiment to record the run under)")
-    if not isinstance(name, str) or not EXPERIMENT_NAME_RE.match(name):
-        raise BadRequest(
-            f"ExperimentName: {name!r} must be 1-256 letters, digits, '_' or '-', "
-            "starting with a letter or digit"
-        )
+    _check_experiment(name, "ExperimentName")
     if body.get("Description") is not None and not isinstance(body["Description"], str):
         raise BadRequest("Description: must be a string")
+
+
+def _check_experiment(name: Any, key: str) -> None:
+    if not isinstance(name, str) or not EXPERIMENT_NAME_RE.match(name):
+        raise BadRequest(
+            f"{key}: {name!r} must be 1-256 letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
 
 
 def _assignments(body: dict[str, Any]) -> dict[str, Any]:
