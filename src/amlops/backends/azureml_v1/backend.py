@@ -14,7 +14,6 @@ from amlops.backends.azureml_v1.register import (
     WorkspaceAssets,
     register_datasets,
     register_environments,
-    steps_needing_runtime,
 )
 from amlops.backends.azureml_v1.schedules import Target, reconcile
 from amlops.backends.base import (
@@ -26,6 +25,7 @@ from amlops.backends.base import (
 )
 from amlops.backends.coordinates import Coordinates, resolve
 from amlops.backends.dataset_blobs import upload_source
+from amlops.backends.runtime_wheel import steps_needing_runtime
 from amlops.backends.sdk_errors import first_line
 from amlops.backends.terraform_outputs import (
     TerraformNotFound,
