@@ -96,7 +96,12 @@ class AzureMLv2Backend(NoRunStage):
         pipelines: Sequence[Pipeline] = (),
         options: Mapping[str, Any] | None = None,
     ) -> AzureMLv2Backend:
-        return cls.connect(config, plan=plan, pipelines=pipelines)
+        """``options``: ``tf_dir`` / ``tf_state`` (--tf-dir, --tf-state) name Terraform."""
+        opts = options or {}
+        terraform = None
+        if opts.get("tf_dir") or opts.get("tf_state"):
+            terraform = TerraformSource(dir=opts.get("tf_dir"), state=opts.get("tf_state"))
+        return cls.connect(config, plan=plan, pipelines=pipelines, terraform=terraform)
 
     @classmethod
     def connect(
@@ -108,6 +113,7 @@ class AzureMLv2Backend(NoRunStage):
         credential: Any = None,
         client_options: Mapping[str, Any] | None = None,
         outputs: Mapping[str, Any] | None = None,
+        terraform: TerraformSource | None = None,
     ) -> AzureMLv2Backend:
         """Coordinates, credential, ``MLClient``, then read-only preflight; ``credential``,
         ``client_options`` (an azure-core ``transport``) and ``outputs`` are for tests."""
@@ -116,8 +122,12 @@ class AzureMLv2Backend(NoRunStage):
         check_schedules(config.schedules, str(config.file))  # before anything is read
         if outputs is None:
             try:
-                outputs = read_outputs(TerraformSource(dir=config.workspace.terraform_dir))
+                outputs = read_outputs(
+                    terraform or TerraformSource(dir=config.workspace.terraform_dir)
+                )
             except TerraformNotFound:
+                if terraform is not None:
+                    raise  # --tf-dir/--tf-state asked for Terraform explicitly
                 outputs = {}
         coords = resolve(config, outputs)
         if credential is None:
