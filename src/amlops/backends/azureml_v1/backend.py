@@ -95,10 +95,10 @@ class AzureMLv1Backend(NoRunStage):
         source = terraform or TerraformSource(dir=config.workspace.terraform_dir)
         try:
             outputs = read_outputs(source)
-        except TerraformNotFound:
+        except TerraformNotFound as exc:
             if terraform is not None:
                 raise  # --tf-dir/--tf-state asked for Terraform explicitly
-            log.info("azureml_v1: terraform not found; coordinates from config and environment")
+            log.info("azureml_v1: %s; coordinates from config and environment", exc)
             outputs = {}
         coords = resolve(config, outputs)
         cred = credential

@@ -125,9 +125,10 @@ class AzureMLv2Backend(NoRunStage):
                 outputs = read_outputs(
                     terraform or TerraformSource(dir=config.workspace.terraform_dir)
                 )
-            except TerraformNotFound:
+            except TerraformNotFound as exc:
                 if terraform is not None:
                     raise  # --tf-dir/--tf-state asked for Terraform explicitly
+                log.info("azureml_v2: %s; coordinates from config and environment", exc)
                 outputs = {}
         coords = resolve(config, outputs)
         if credential is None:
