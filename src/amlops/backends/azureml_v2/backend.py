@@ -22,6 +22,7 @@ from amlops.backends.azureml_v2.compile import V2_STEP_KINDS, Compiled, Refs, co
 from amlops.backends.azureml_v2.environments import (
     BASE_IMAGE,
     DOCKERFILE,
+    ENVIRONMENT_PATH,
     Definition,
     definition,
     write_build_context,
@@ -59,7 +60,6 @@ log = logging.getLogger("amlops.azureml_v2")
 
 FINGERPRINT_TAG = "amlops_fingerprint"
 CODE_PATH = "amlops/code"  # step snapshots on the default datastore, content-addressed
-ENVIRONMENT_PATH = "amlops/environments"  # build contexts (with the runtime wheel), likewise
 
 
 class AzureMLv2Backend(NoRunStage):

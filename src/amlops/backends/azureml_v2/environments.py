@@ -27,6 +27,7 @@ from amlops.errors import ConfigError
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 DOCKERFILE = "Dockerfile"
 CONDA_FILE = "conda.yml"
+ENVIRONMENT_PATH = "amlops/environments"  # build contexts on the default datastore, by content
 IN_IMAGE = "/amlops-runtime"  # where the Dockerfile copies the conda file and the wheel
 CONDA_PREFIX = "/azureml-envs/amlops"
 
