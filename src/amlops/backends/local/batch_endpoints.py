@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from amlops.backends.azureml_v2.naming import deployment_version, endpoint_name
@@ -21,6 +22,7 @@ from amlops.backends.local.endpoints import NotPublished
 from amlops.backends.local.store import Store
 from amlops.backends.local.views import iso
 from amlops.errors import AmlopsError
+from amlops.spec import DataPathParam, Pipeline
 
 # azure-ai-ml's resource manager paths (one workspace answers for any subscription and group).
 ARM = (
@@ -38,6 +40,13 @@ INVOCATION_KEYS = {"inputdata", "properties"}
 
 class BadInvocation(AmlopsError):
     """An invocation body the local service cannot run: the answer is 400, naming the key."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    parameters: dict[str, Any]  # as a v1-shaped submit gives them: datastore paths as ds/path
+    data_inputs: frozenset[str]  # the inputs given as Uri (data), not Literal
+    experiment: str | None
 
 
 def local_endpoint(store: Store, name: str) -> str:
@@ -68,8 +77,8 @@ def version_of(deployment: str | None) -> str | None:
     return version
 
 
-def read_invocation(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """(parameter values, experiment name or None) from an invocation body."""
+def read_invocation(body: dict[str, Any]) -> Invocation:
+    """The parameter values and experiment an invocation body asks for."""
     outer = _lower(body, "")
     if set(outer) - {"properties"}:
         key = sorted(set(outer) - {"properties"})[0]
@@ -90,11 +99,34 @@ def read_invocation(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     if not isinstance(inputs, dict):
         raise BadInvocation("properties.InputData: must be an object of name: input")
     parameters = {name: _value(name, given) for name, given in inputs.items()}
+    data = frozenset(n for n, given in inputs.items() if _kind(given) in DATA_TYPES)
     extra = props.get("properties") or {}
     if not isinstance(extra, dict):
         raise BadInvocation("properties.properties: must be an object")
     experiment = _lower(extra, "properties.properties.").get("experimentname")
-    return parameters, experiment
+    return Invocation(parameters, data, experiment)
+
+
+def check_kinds(pipeline: Pipeline, invocation: Invocation) -> None:
+    """A DataPathParam takes a Uri input, a Param a Literal, as the endpoint's typed inputs do
+    on Azure; an unknown name is left to the submit's own check."""
+    for p in pipeline.parameters:
+        if p.name not in invocation.parameters:
+            continue
+        if isinstance(p, DataPathParam) and p.name not in invocation.data_inputs:
+            raise BadInvocation(
+                f'InputData.{p.name}: a data input: use {{"JobInputType": "UriFolder", '
+                '"Uri": "azureml://datastores/<datastore>/paths/<path>"}'
+            )
+        if not isinstance(p, DataPathParam) and p.name in invocation.data_inputs:
+            raise BadInvocation(
+                f'InputData.{p.name}: a literal input: use {{"JobInputType": "Literal", '
+                '"Value": ...}'
+            )
+
+
+def _kind(given: Any) -> str:
+    return str(_lower(given, "").get("jobinputtype", "")).lower() if isinstance(given, dict) else ""
 
 
 def _value(name: str, given: Any) -> Any:
@@ -103,8 +135,8 @@ def _value(name: str, given: Any) -> Any:
         raise BadInvocation(
             f'{key}: use {{"JobInputType": "Literal", "Value": ...}} or a Uri input'
         )
+    kind = _kind(given)
     given = _lower(given, key + ".")
-    kind = str(given.get("jobinputtype", "")).lower()
     if kind == LITERAL:
         value = given.get("value")
         if not isinstance(value, str | int | float | bool):

@@ -37,7 +37,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from amlops.backends.local import batch_endpoints, views
+from amlops.backends.local import batch_endpoints, endpoints, views
 from amlops.backends.local.endpoints import NotPublished
 from amlops.backends.local.queries import WorkspaceReader
 from amlops.backends.local.service import LocalService
@@ -175,13 +175,15 @@ class RestServer:
 
     def invoke(self, name: str, deployment: str | None, body: dict[str, Any]) -> dict[str, Any]:
         """A v2 batch endpoint invocation: the same run a v1-shaped submit queues."""
-        parameters, experiment = batch_endpoints.read_invocation(body)
+        invocation = batch_endpoints.read_invocation(body)
         version = batch_endpoints.version_of(deployment)
         local = self.read(lambda store, ws: batch_endpoints.local_endpoint(store, name))
-        experiment = experiment if experiment is not None else name
+        pipeline, _ = self.read(lambda store, ws: endpoints.published(ws, store, local, version))
+        batch_endpoints.check_kinds(pipeline, invocation)
+        experiment = invocation.experiment if invocation.experiment is not None else name
         _check_experiment(experiment, "properties.properties.experimentName")
         origin = {"type": "HTTP", "experiment": experiment}
-        run_id, _ = self.service.submit(local, version, parameters, origin)
+        run_id, _ = self.service.submit(local, version, invocation.parameters, origin)
         return self.batch_job(name, run_id)
 
     def batch_job(self, name: str, run_id: str) -> dict[str, Any]:
