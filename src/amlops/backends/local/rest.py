@@ -4,7 +4,10 @@ its web page; Starlette on uvicorn, imported only by ``amlops serve``.
 ``POST /pipelines/v1.0/PipelineRuns/PipelineEndpointSubmit/Name/<endpoint>`` takes the body
 Azure ML takes (``ExperimentName``, required; ``ParameterAssignments``; ``DataPathAssignments``
 of ``{"DataStoreName", "RelativePath"}``) and ``?pipelineVersion=N``, and answers with the run
-document GET answers too (``Id``, ``Status``, ...; see amlops.backends.local.views).
+document GET answers too (``Id``, ``Status``, ...; see amlops.backends.local.views). Each
+endpoint is also the v2 batch endpoint the azureml_v2 backend would create
+(amlops.backends.local.batch_endpoints): ``POST /batchEndpoints/<name>/jobs``, and the resource
+manager GETs azure-ai-ml makes before it invokes.
 
 Every route but ``/health`` asks for the workspace's token (amlops.backends.local.token):
 ``Authorization: Bearer <token>``, or for the page (GET only) the cookie that
