@@ -199,6 +199,7 @@ client = MLClient(
         "storage_endpoint": "core.windows.net", "registry_discovery_endpoint": url,
     },
 )
+listed = [e.name for e in client.batch_endpoints.list()]
 endpoint = client.batch_endpoints.get("toy-v2")
 job = client.batch_endpoints.invoke(
     endpoint_name="toy-v2",
@@ -210,7 +211,7 @@ job = client.batch_endpoints.invoke(
                       path="azureml://datastores/workspaceblobstore/paths/in/other"),
     },
 )
-print(json.dumps({"scoring_uri": endpoint.scoring_uri,
+print(json.dumps({"listed": listed, "scoring_uri": endpoint.scoring_uri,
                   "default": endpoint.defaults.deployment_name,
                   "job": job._to_dict()}))
 """
@@ -232,6 +233,7 @@ def test_azure_ai_mls_own_invoke_runs_the_pipeline(served, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["listed"] == ["toy-v2"]
     assert answer["scoring_uri"] == f"{url}/batchEndpoints/toy-v2/jobs"
     assert answer["default"] == "version-0"
     job = answer["job"]

@@ -49,8 +49,8 @@ class Invocation:
     experiment: str | None
 
 
-def local_endpoint(store: Store, name: str) -> str:
-    """The local endpoint (a pipeline's name) whose v2 batch endpoint is ``name``."""
+def batch_endpoint_names(store: Store) -> dict[str, str]:
+    """Every batch endpoint name -> its local endpoint (a pipeline's name)."""
     names = [r["name"] for r in store.all("SELECT name FROM endpoints ORDER BY name")]
     known = {}
     for local in names:
@@ -58,6 +58,12 @@ def local_endpoint(store: Store, name: str) -> str:
             known[endpoint_name(local)] = local
         except AmlopsError:  # a pipeline name v2 cannot carry has no batch endpoint
             continue
+    return known
+
+
+def local_endpoint(store: Store, name: str) -> str:
+    """The local endpoint (a pipeline's name) whose v2 batch endpoint is ``name``."""
+    known = batch_endpoint_names(store)
     if name not in known:
         listed = ", ".join(sorted(known)) or "none"
         raise NotPublished(f"no batch endpoint {name!r} (batch endpoints: {listed})")

@@ -201,8 +201,16 @@ class RestServer:
 
         return self.read(view)
 
-    def batch_endpoint(self, name: str, arm_path: str, deployments: bool) -> dict[str, Any]:
+    def batch_endpoint(self, name: str | None, arm_path: str, deployments: bool) -> Any:
         def view(store, ws):
+            if name is None:  # the list, one page
+                found = batch_endpoints.batch_endpoint_names(store)
+                return {
+                    "value": [
+                        batch_endpoints.endpoint_document(store, local, self.url, f"{arm_path}/{n}")
+                        for n, local in sorted(found.items())
+                    ]
+                }
             local = batch_endpoints.local_endpoint(store, name)
             if deployments:
                 return batch_endpoints.deployment_documents(store, local, arm_path)
@@ -273,7 +281,7 @@ def create_app(server: RestServer) -> ASGIApp:
 
     def batch_endpoint(deployments: bool) -> Callable:
         async def endpoint(request: Request) -> Response:
-            name, path = request.path_params["name"], request.url.path
+            name, path = request.path_params.get("name"), request.url.path
             found = await run_in_threadpool(server.batch_endpoint, name, path, deployments)
             return JSON(found)
 
@@ -319,6 +327,7 @@ def create_app(server: RestServer) -> ASGIApp:
         Route(f"{API}/Schedules/{{name}}", query("schedules", "show")),
         Route(batch_endpoints.JOBS, invoke, methods=["POST"]),
         Route(batch_endpoints.JOBS + "/{run_id}", batch_job),
+        Route(f"{ARM}/batchEndpoints", batch_endpoint(deployments=False)),
         Route(f"{ARM}/batchEndpoints/{{name}}", batch_endpoint(deployments=False)),
         Route(f"{ARM}/batchEndpoints/{{name}}/deployments", batch_endpoint(deployments=True)),
     ]
