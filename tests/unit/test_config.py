@@ -176,7 +176,8 @@ def test_unknown_env_lists_the_available_ones(capsys):
         (["--param", "ghost.x=1"], "no pipeline 'ghost'"),
         (
             ["--tf-dir", "infra"],
-            "--tf-dir: --env local uses the local backend; --tf-dir is for the azureml_v1 backend",
+            "--tf-dir: --env local uses the local backend; --tf-dir is for the azureml_v1 and "
+            "azureml_v2 backends",
         ),
         (["--param", "train.epochs=3"], "--param: pipeline 'train' has no parameter 'epochs'"),
         (["--param", "train.seed=abc"], "--param: parameter 'seed' takes int"),
