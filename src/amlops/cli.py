@@ -229,7 +229,8 @@ def inspect_parser() -> argparse.ArgumentParser:
     _add_common(token)
     export = sub.add_parser(
         "export",
-        help="write, offline, what a deploy would submit (one JSON document per pipeline)",
+        help="write, offline, what a deploy would submit (v1: a JSON graph per pipeline; "
+        "v2: YAML for az ml)",
     )
     _add_common(export)
     export.add_argument(
@@ -237,7 +238,7 @@ def inspect_parser() -> argparse.ArgumentParser:
         default=None,
         help="the backend to compile for (default: the env's own, or azureml_v1 for local)",
     )
-    export.add_argument("dir", type=Path, help="folder to write <pipeline>.<backend>.json into")
+    export.add_argument("dir", type=Path, help="folder to write the export into")
     ui = sub.add_parser("mlflow-ui", help="open the MLflow UI on the local workspace")
     _add_common(ui)
     ui.add_argument("--port", type=int, default=5000)

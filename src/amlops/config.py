@@ -81,9 +81,13 @@ class Recurrence:
 @dataclass(frozen=True)
 class DatastoreTrigger:
     datastore: str
-    path: str
+    path: str | None = None  # None watches the container's top level, as v1 does
     data_path_parameter: str | None = None
     polling_interval: int = 5
+
+    def blob_path(self, name: str = "") -> str:
+        """``datastore/path/name`` (the datastore root when no path is set)."""
+        return "/".join(part for part in (self.datastore, self.path, name) if part)
 
 
 @dataclass(frozen=True)
@@ -477,7 +481,7 @@ def _schedule(r: _Reader, name: str, doc: Mapping[str, Any], pipelines: set[str]
         r.known(td, tk, {"datastore", "path", "data_path_parameter", "polling_interval"})
         trigger = DatastoreTrigger(
             datastore=r.str_(td, tk, "datastore"),
-            path=r.str_(td, tk, "path"),
+            path=r.str_(td, tk, "path", None) or None,
             data_path_parameter=r.str_(td, tk, "data_path_parameter", None),
             polling_interval=r.int_(td, tk, "polling_interval", 5, 1),
         )

@@ -69,7 +69,7 @@ def schedule_change(
         detail["recurrence"] = describe(sc.recurrence)
     else:
         assert sc.datastore_trigger is not None
-        detail["watches"] = f"{sc.datastore_trigger.datastore}/{sc.datastore_trigger.path}"
+        detail["watches"] = sc.datastore_trigger.blob_path()
     return Change("schedule", sc.name, action, detail=detail)
 
 

@@ -13,7 +13,7 @@ import pytest
 from aml_offline import CONFIG, make_backend, write_config
 
 from amlops.backends.azureml_v1.register import ENV_FINGERPRINT_VAR
-from amlops.backends.azureml_v1.wheel import build_wheel
+from amlops.backends.runtime_wheel import build_wheel
 from amlops.errors import ConfigError
 
 

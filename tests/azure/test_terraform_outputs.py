@@ -14,7 +14,12 @@ import pytest
 from aml_offline import REPO, write_config
 
 from amlops.backends.coordinates import resolve
-from amlops.backends.terraform_outputs import TerraformSource, read_outputs
+from amlops.backends.terraform_outputs import (
+    TerraformNotFound,
+    TerraformNotInitialized,
+    TerraformSource,
+    read_outputs,
+)
 from amlops.errors import ConfigError
 
 OUTPUTS_TF = """
@@ -137,3 +142,18 @@ def test_terraform_errors_become_one_line(tmp_path, caplog):
     assert "(on main.tf line 2" in message and "\n" not in message and "\x1b" not in message
     # No multi-line stderr dump in the log: python-terraform's WARNING is held back.
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_root_module_terraform_init_never_ran_in_has_no_outputs_yet(tmp_path):
+    """A fresh clone: infra/ names a remote backend and was never initialised. Callers treat it
+    as no Terraform (coordinates from config and environment) unless --tf-dir asked for it."""
+    (tmp_path / "main.tf").write_text('terraform {\n  backend "azurerm" {}\n}\n')
+    with pytest.raises(TerraformNotInitialized) as info:
+        read_outputs(TerraformSource(dir=tmp_path, binary=terraform_bin()))
+    assert isinstance(info.value, TerraformNotFound)
+    assert "initialization required" in str(info.value) and "\n" not in str(info.value)
+    # Initialised once (a .terraform folder), the same error is a real one.
+    (tmp_path / ".terraform").mkdir()
+    with pytest.raises(ConfigError) as info:
+        read_outputs(TerraformSource(dir=tmp_path, binary=terraform_bin()))
+    assert not isinstance(info.value, TerraformNotFound)

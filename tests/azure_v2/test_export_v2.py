@@ -35,6 +35,7 @@ def test_every_file_loads_back_and_validates_with_azure_ai_ml(exported):
     from azure.ai.ml import (
         load_batch_endpoint,
         load_component,
+        load_environment,
         load_job,
     )
 
@@ -50,6 +51,7 @@ def test_every_file_loads_back_and_validates_with_azure_ai_ml(exported):
         "pipeline-component.yml": load_component,
         "batch-endpoint.yml": load_batch_endpoint,
         "deployment.yml": load_pipeline_component_batch_deployment,
+        "environment.yml": load_environment,
     }
     kinds, validated = set(), set()
     for path in written:
@@ -65,7 +67,7 @@ def test_every_file_loads_back_and_validates_with_azure_ai_ml(exported):
             validated.add(type(entity).__name__)
     assert kinds == {
         "PipelineJob", "CommandComponent", "ParallelComponent", "PipelineComponent",
-        "BatchEndpoint", "PipelineComponentBatchDeployment", "JobSchedule",
+        "BatchEndpoint", "PipelineComponentBatchDeployment", "JobSchedule", "Environment",
     }  # fmt: skip
     assert sorted(
         p.relative_to(out).as_posix() for p in written if p.parent.name == "schedules"

@@ -179,6 +179,21 @@ def test_a_trigger_fires_one_run_per_new_or_changed_file_and_binds_it(published)
     assert bound[second]["incoming"] == "workspaceblobstore/incoming/old.csv"
 
 
+def test_a_trigger_without_a_path_watches_the_datastore_root_as_v1_does(published):
+    backend = published.backend
+    root = backend.ws.datastore("workspaceblobstore")
+    trigger = DatastoreTrigger(datastore="workspaceblobstore", data_path_parameter="incoming")
+    schedule = ScheduleConfig(name="on-root", pipeline="reader", datastore_trigger=trigger)
+    backend.schedule([schedule], plan=False)
+    service = LocalService(backend.ws.root, poll_seconds=0)
+    now = datetime.now(UTC).timestamp()
+    assert service.tick(now) == []
+    (root / "dropped.csv").write_text("a\n")
+    [run_id] = service.tick(now + 1)
+    row = backend.store.one("SELECT parameters FROM runs WHERE run_id=?", (run_id,))
+    assert json.loads(row[0])["incoming"] == "workspaceblobstore/dropped.csv"
+
+
 def test_the_service_runs_what_a_schedule_queued(published):
     backend = published.backend
     backend.schedule([nightly(recurrence=HOURLY)], plan=False)

@@ -176,7 +176,8 @@ def test_unknown_env_lists_the_available_ones(capsys):
         (["--param", "ghost.x=1"], "no pipeline 'ghost'"),
         (
             ["--tf-dir", "infra"],
-            "--tf-dir: --env local uses the local backend; --tf-dir is for the azureml_v1 backend",
+            "--tf-dir: --env local uses the local backend; --tf-dir is for the azureml_v1 and "
+            "azureml_v2 backends",
         ),
         (["--param", "train.epochs=3"], "--param: pipeline 'train' has no parameter 'epochs'"),
         (["--param", "train.seed=abc"], "--param: parameter 'seed' takes int"),
@@ -219,3 +220,15 @@ def test_the_sample_config_loads(tmp_path):
     assert config.workspace.backend == "local"
     assert {d.name for d in config.datasets} == {"diabetes", "diabetes-scoring"}
     assert config.pipeline("train").settings["task"] == "regression"
+
+
+@pytest.mark.parametrize("path", [..., None, ""])
+def test_a_trigger_without_a_path_watches_the_datastore_root(tmp_path, path):
+    """v1's path_on_datastore is optional: without it the container's top level is watched."""
+    trigger = {"datastore": "workspaceblobstore"} | ({} if path is ... else {"path": path})
+    doc = _with("schedules", {"on-data": {"pipeline": "batch_score", "datastore_trigger": trigger}})
+    copy_repo(tmp_path / "repo")
+    (tmp_path / "repo" / "config" / "local.yml").write_text(yaml.safe_dump(doc))
+    [schedule] = load_config("local", tmp_path / "repo").schedules
+    assert schedule.datastore_trigger.path is None
+    assert schedule.datastore_trigger.blob_path("new.csv") == "workspaceblobstore/new.csv"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -544,3 +545,67 @@ def test_the_make_target_the_deploy_jobs_install_with_exists(deploy: dict):
             ["make", "-n", target], cwd=REPO, capture_output=True, text=True, timeout=60
         )
         assert proc.returncode == 0, f"make {target}: {proc.stderr}"
+
+
+# --- whichever backend the env's config names -------------------------------------------
+
+
+def amlops_commands(job: dict) -> list[list[str]]:
+    """The deploy.py and amlops command lines a job runs (continuations joined, output
+    redirection dropped), as argument lists after the program."""
+    found = []
+    for step in steps(job):
+        for line in step.get("run", "").replace("\\\n", " ").splitlines():
+            words = shlex.split(line.split(">")[0])
+            for i, word in enumerate(words):
+                if word.endswith("scripts/deploy.py") or word.endswith("bin/amlops"):
+                    found.append([word.rsplit("/", 1)[-1], *words[i + 1 :]])
+    return found
+
+
+def azure_envs() -> list[str]:
+    from amlops.config import load_config
+
+    envs = sorted(p.stem for p in (REPO / "config").glob("*.yml"))
+    return [e for e in envs if load_config(e, REPO).workspace.backend != "local"]
+
+
+@pytest.mark.parametrize("env", azure_envs())
+def test_the_deploy_jobs_commands_fit_whichever_backend_the_config_names(
+    deploy: dict, env: str, tmp_path: Path
+):
+    """config/dev-v2.yml is config/dev.yml with `backend: azureml_v2`: a team switching dev to
+    v2 runs these same steps. Every deploy.py call parses and its backend options are the
+    chosen backend's; every export runs (offline) and its folder is in the job's artifact."""
+    from amlops.backends import backend_options
+    from amlops.cli import deploy_parser, main
+    from amlops.config import load_config
+
+    exported = 0
+    for name, job in jobs(deploy).items():
+        uploaded = [
+            str(s["with"]["path"])
+            for s in steps(job)
+            if str(s.get("uses", "")).startswith("actions/upload-artifact@")
+        ]
+        for program, *args in amlops_commands(job):
+            args = [
+                a.replace("${DEPLOY_ENV}", env).replace("$DEPLOY_ENV", env).replace("$STAGE", "all")
+                for a in args
+            ]
+            if program == "deploy.py":
+                parsed = deploy_parser().parse_args([*args, "--root", str(REPO)])
+                backend_options(load_config(parsed.env, REPO), parsed)
+                continue
+            assert args[0] == "export", (name, args)
+            out = args[-1]
+            assert any(out.startswith(path.rstrip("/") + "/") for path in uploaded), (name, out)
+            written = tmp_path / name / out
+            assert main([*args[:-1], "--root", str(REPO), str(written)]) == 0, (name, args)
+            backend = load_config(env, REPO).workspace.backend
+            if backend == "azureml_v2":  # YAML folders, one per pipeline
+                assert (written / "train" / "pipeline.yml").is_file()
+            else:
+                assert (written / "train.v1.json").is_file()
+            exported += 1
+    assert exported >= 2  # the dev plan and prod-plan jobs at least

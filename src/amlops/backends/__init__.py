@@ -56,6 +56,12 @@ class BackendEntry:
         return getattr(importlib.import_module(module), function)(config, pipelines, out_dir)
 
 
+# Where Terraform's outputs are: both Azure backends read workspace coordinates from them.
+TERRAFORM_OPTIONS = (
+    BackendOption("--tf-dir", "tf_dir", "Terraform root to read outputs from", Path),
+    BackendOption("--tf-state", "tf_state", "Terraform state file to read", Path),
+)
+
 BACKENDS: dict[str, BackendEntry] = {
     entry.name: entry
     for entry in (
@@ -64,31 +70,37 @@ BACKENDS: dict[str, BackendEntry] = {
             "azureml_v1",
             "amlops.backends.azureml_v1.backend",
             "AzureMLv1Backend",
-            options=(
-                BackendOption("--tf-dir", "tf_dir", "Terraform root to read outputs from", Path),
-                BackendOption("--tf-state", "tf_state", "Terraform state file to read", Path),
-            ),
+            options=TERRAFORM_OPTIONS,
             exporter="amlops.backends.azureml_v1.export:export_v1",
         ),
         BackendEntry(
             "azureml_v2",
             "amlops.backends.azureml_v2.backend",
             "AzureMLv2Backend",
-            # Coordinates as v1 reads them; Terraform from workspace.terraform_dir.
+            options=TERRAFORM_OPTIONS,  # coordinates as v1 reads them
             exporter="amlops.backends.azureml_v2.export:export_v2",
         ),
     )
 }
 
 
-def add_backend_options(parser: argparse.ArgumentParser) -> None:
-    """Every backend's own deploy options; using one with another backend is an error."""
+def _options_by_flag() -> dict[str, tuple[BackendOption, list[str]]]:
+    """Each backend option once, with the backends that take it (two may share one)."""
+    found: dict[str, tuple[BackendOption, list[str]]] = {}
     for entry in BACKENDS.values():
         for opt in entry.options:
-            parser.add_argument(
-                opt.flag, dest=opt.dest, type=opt.type, default=None,
-                help=f"{opt.help} ({entry.name} backend)",
-            )  # fmt: skip
+            found.setdefault(opt.flag, (opt, []))[1].append(entry.name)
+    return found
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """Every backend's own deploy options; using one with another backend is an error."""
+    for opt, names in _options_by_flag().values():
+        parser.add_argument(
+            opt.flag, dest=opt.dest, type=opt.type, default=None,
+            help=f"{opt.help} ({', '.join(names)} backends)" if len(names) > 1
+            else f"{opt.help} ({names[0]} backend)",
+        )  # fmt: skip
 
 
 def backend_options(config: Config, args: argparse.Namespace) -> dict[str, Any]:
@@ -96,14 +108,14 @@ def backend_options(config: Config, args: argparse.Namespace) -> dict[str, Any]:
     from amlops.errors import ConfigError
 
     chosen = BACKENDS[config.workspace.backend]
-    for entry in BACKENDS.values():
-        for opt in entry.options:
-            given = getattr(args, opt.dest, None) is not None
-            if given and entry is not chosen:
-                raise ConfigError(
-                    f"{opt.flag}: --env {config.env} uses the {chosen.name} backend; "
-                    f"{opt.flag} is for the {entry.name} backend"
-                )
+    for opt, names in _options_by_flag().values():
+        given = getattr(args, opt.dest, None) is not None
+        if given and chosen.name not in names:
+            raise ConfigError(
+                f"{opt.flag}: --env {config.env} uses the {chosen.name} backend; "
+                f"{opt.flag} is for the {' and '.join(names)} backend"
+                + ("s" if len(names) > 1 else "")
+            )
     return {opt.dest: getattr(args, opt.dest, None) for opt in chosen.options}
 
 

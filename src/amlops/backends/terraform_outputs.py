@@ -15,7 +15,13 @@ from amlops.errors import ConfigError
 
 
 class TerraformNotFound(ConfigError):
-    """No terraform executable; callers may go on with config and environment variables."""
+    """No Terraform outputs to read (no terraform executable, or see below); callers may go on
+    with config and environment variables."""
+
+
+class TerraformNotInitialized(TerraformNotFound):
+    """A root module ``terraform init`` never ran in: no state is attached, so it has no
+    outputs yet (a fresh clone on a machine that has never deployed)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,11 @@ def read_outputs(source: TerraformSource) -> dict[str, Any]:
     finally:
         quiet.setLevel(level)
     if code != 0:
-        raise ConfigError(f"terraform output -json in {where} failed: {_first_error(err or out)}")
+        message = f"terraform output -json in {where} failed: {_first_error(err or out)}"
+        never_initialized = source.dir is not None and not (source.dir / ".terraform").exists()
+        if never_initialized and "initialization required" in (err or out or ""):
+            raise TerraformNotInitialized(message)
+        raise ConfigError(message)
     try:
         raw = json.loads(out or "{}")
     except json.JSONDecodeError as exc:

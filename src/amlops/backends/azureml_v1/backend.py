@@ -14,7 +14,6 @@ from amlops.backends.azureml_v1.register import (
     WorkspaceAssets,
     register_datasets,
     register_environments,
-    steps_needing_runtime,
 )
 from amlops.backends.azureml_v1.schedules import Target, reconcile
 from amlops.backends.base import (
@@ -26,6 +25,7 @@ from amlops.backends.base import (
 )
 from amlops.backends.coordinates import Coordinates, resolve
 from amlops.backends.dataset_blobs import upload_source
+from amlops.backends.runtime_wheel import steps_needing_runtime
 from amlops.backends.sdk_errors import first_line
 from amlops.backends.terraform_outputs import (
     TerraformNotFound,
@@ -95,10 +95,10 @@ class AzureMLv1Backend(NoRunStage):
         source = terraform or TerraformSource(dir=config.workspace.terraform_dir)
         try:
             outputs = read_outputs(source)
-        except TerraformNotFound:
+        except TerraformNotFound as exc:
             if terraform is not None:
                 raise  # --tf-dir/--tf-state asked for Terraform explicitly
-            log.info("azureml_v1: terraform not found; coordinates from config and environment")
+            log.info("azureml_v1: %s; coordinates from config and environment", exc)
             outputs = {}
         coords = resolve(config, outputs)
         cred = credential

@@ -6,23 +6,22 @@ artifact services (which have no offline twin in the SDK); tests swap it for an 
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from amlops.backends.azureml_v1.wheel import build_wheel, source_hash
 from amlops.backends.base import Change
 from amlops.backends.dataset_blobs import (
     BlobLocation,
     dataset_version,
     upload_dataset_files,
 )
+from amlops.backends.runtime_wheel import build_wheel, is_runtime_pin, source_hash
 from amlops.backends.sdk_errors import first_line, is_not_found
 from amlops.config import DatasetConfig, EnvironmentConfig
-from amlops.content import hash_text, walk_files
+from amlops.content import hash_text
 from amlops.errors import AmlopsError, ConfigError
 from amlops.policy import decide_version
 
@@ -30,7 +29,6 @@ DATASET_TAG = "amlops_fingerprint"
 # v1 Environments have no tags; an environment variable survives registration and says which
 # definition a version holds (it is not a secret and harmless inside runs).
 ENV_FINGERPRINT_VAR = "AMLOPS_ENV_FINGERPRINT"
-RUNTIME_PIP_RE = re.compile(r"^amlops(\[[^\]]*\])?\s*([=<>!~].*)?$")
 
 
 @dataclass(frozen=True)
@@ -194,24 +192,6 @@ def register_datasets(
     return changes
 
 
-IMPORTS_RUNTIME = re.compile(r"^\s*(from|import)\s+amlops\b", re.MULTILINE)
-
-
-def steps_needing_runtime(pipelines: Sequence[Any], default_env: str | None) -> set[str]:
-    """Environments of steps whose scripts import ``amlops`` (the step runtime surface)."""
-    found: set[str] = set()
-    for pipeline in pipelines:
-        for step in pipeline.steps:
-            env = step.environment or default_env
-            if env is None or env in found:
-                continue
-            for rel, path in walk_files(step.source_dir):
-                if rel.endswith(".py") and IMPORTS_RUNTIME.search(path.read_text(errors="ignore")):
-                    found.add(env)
-                    break
-    return found
-
-
 def environment_definition(
     cfg: EnvironmentConfig,
     root: Path,
@@ -230,7 +210,7 @@ def environment_definition(
 
     env = Environment.from_conda_specification(cfg.name, str(cfg.conda_file))
     deps = env.python.conda_dependencies
-    listed = [p for p in deps.pip_packages if RUNTIME_PIP_RE.match(p.strip())]
+    listed = [p for p in deps.pip_packages if is_runtime_pin(p)]
     wants_runtime = runtime or bool(listed)
     runtime_hash = source_hash(root) if wants_runtime else ""
     fp = hash_text(cfg.conda_file.read_text(), runtime_hash)[:16]

@@ -25,6 +25,14 @@ from amlops.backends.azureml_v2.compile import (
     compile_pipeline,
     component_name,
 )
+from amlops.backends.azureml_v2.environments import (
+    BASE_IMAGE,
+    DOCKERFILE,
+    ENVIRONMENT_PATH,
+    Definition,
+    definition,
+    write_build_context,
+)
 from amlops.backends.azureml_v2.export import deployment_document
 from amlops.backends.azureml_v2.naming import deployment_name, deployment_version, endpoint_name
 from amlops.backends.azureml_v2.schedules import JOB_FILE, Target, check_schedules, reconcile
@@ -40,6 +48,7 @@ from amlops.backends.dataset_blobs import (
     upload_dataset_files,
     upload_source,
 )
+from amlops.backends.runtime_wheel import steps_needing_runtime
 from amlops.backends.sdk_errors import first_line
 from amlops.backends.terraform_outputs import (
     TerraformNotFound,
@@ -57,8 +66,6 @@ from amlops.specjson import document_fingerprint, pipeline_document
 log = logging.getLogger("amlops.azureml_v2")
 
 FINGERPRINT_TAG = "amlops_fingerprint"
-# The image conda environments are built on, as azure-ai-ml's own examples use it.
-BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 CODE_PATH = "amlops/code"  # step snapshots on the default datastore, content-addressed
 CODE_ASSET = "amlops-code"  # their code asset: one version per content digest
 
@@ -99,7 +106,12 @@ class AzureMLv2Backend(NoRunStage):
         pipelines: Sequence[Pipeline] = (),
         options: Mapping[str, Any] | None = None,
     ) -> AzureMLv2Backend:
-        return cls.connect(config, plan=plan, pipelines=pipelines)
+        """``options``: ``tf_dir`` / ``tf_state`` (--tf-dir, --tf-state) name Terraform."""
+        opts = options or {}
+        terraform = None
+        if opts.get("tf_dir") or opts.get("tf_state"):
+            terraform = TerraformSource(dir=opts.get("tf_dir"), state=opts.get("tf_state"))
+        return cls.connect(config, plan=plan, pipelines=pipelines, terraform=terraform)
 
     @classmethod
     def connect(
@@ -112,6 +124,7 @@ class AzureMLv2Backend(NoRunStage):
         client_options: Mapping[str, Any] | None = None,
         blob_options: Mapping[str, Any] | None = None,
         outputs: Mapping[str, Any] | None = None,
+        terraform: TerraformSource | None = None,
     ) -> AzureMLv2Backend:
         """Coordinates, credential, ``MLClient``, then read-only preflight. For tests:
         ``credential``, ``client_options`` (e.g. an azure-core ``transport`` for Azure ML),
@@ -121,8 +134,13 @@ class AzureMLv2Backend(NoRunStage):
         check_schedules(config.schedules, str(config.file))  # before anything is read
         if outputs is None:
             try:
-                outputs = read_outputs(TerraformSource(dir=config.workspace.terraform_dir))
-            except TerraformNotFound:
+                outputs = read_outputs(
+                    terraform or TerraformSource(dir=config.workspace.terraform_dir)
+                )
+            except TerraformNotFound as exc:
+                if terraform is not None:
+                    raise  # --tf-dir/--tf-state asked for Terraform explicitly
+                log.info("azureml_v2: %s; coordinates from config and environment", exc)
                 outputs = {}
         coords = resolve(config, outputs)
         if credential is None:
@@ -204,30 +222,53 @@ class AzureMLv2Backend(NoRunStage):
     def register_environments(
         self, environments: Sequence[EnvironmentConfig], *, plan: bool
     ) -> list[Change]:
-        from azure.ai.ml.entities import Environment
-
+        """Steps that import ``amlops`` get an environment that ships its runtime wheel
+        (amlops.backends.azureml_v2.environments)."""
+        runtime = steps_needing_runtime(self._pipelines.values(), self._default_environment())
         changes = []
         for cfg in environments:
-            fp = hash_text(cfg.conda_file.read_text(), BASE_IMAGE)[:16]
+            defn = definition(cfg, self.config.root, needs_runtime=cfg.name in runtime)
             latest = self._latest(self.client.environments, cfg.name)
-            change = decide_version("environment", cfg.name, fp, latest)
+            change = decide_version("environment", cfg.name, defn.fingerprint, latest)
+            change = replace(change, detail={**change.detail, "private_wheel": defn.runtime})
             if plan:
                 if change.changed:
                     self._planned_environments[cfg.name] = str(change.version)
                 changes.append(change)
                 continue
             if change.changed:
-                self.client.environments.create_or_update(
-                    Environment(
-                        name=cfg.name,
-                        version=change.version,
-                        image=BASE_IMAGE,
-                        conda_file=str(cfg.conda_file),
-                        tags={FINGERPRINT_TAG: fp},
-                    )
-                )
+                entity = self._environment(cfg, defn, str(change.version))
+                self.client.environments.create_or_update(entity)
             changes.append(change)
         return changes
+
+    def _environment(self, cfg: EnvironmentConfig, defn: Definition, version: str) -> Any:
+        from azure.ai.ml.entities import BuildContext, Environment
+
+        tags = {FINGERPRINT_TAG: defn.fingerprint}
+        if not defn.runtime:
+            return Environment(
+                name=cfg.name,
+                version=version,
+                image=BASE_IMAGE,
+                conda_file=str(cfg.conda_file),
+                tags=tags,
+            )
+        # Uploaded as step code is (the deploy's credential, content-addressed), to the URL
+        # form azure-ai-ml itself gives an uploaded build context (trailing '/').
+        location = self._blob_location(None)
+        with tempfile.TemporaryDirectory(prefix="amlops-env-") as tmp:
+            context = write_build_context(cfg, self.config.root, Path(tmp) / cfg.name)
+            upload = upload_dataset_files(
+                context, location, ENVIRONMENT_PATH, self.credential, **self.blob_options
+            )
+        url = f"{location.account_url}/{location.container}/{upload.path}/"
+        return Environment(
+            name=cfg.name,
+            version=version,
+            build=BuildContext(path=url, dockerfile_path=DOCKERFILE),
+            tags=tags,
+        )
 
     # -- build and publish ------------------------------------------------------------------
 

@@ -5,9 +5,12 @@ Per pipeline, under ``DIR/<pipeline>/``: ``pipeline.yml`` (a pipeline job),
 snapshot: exactly the files azureml-core's walk uploads, so the export runs anywhere and a code
 change shows in the diff),
 ``pipeline-component.yml`` (the graph a batch deployment runs), ``batch-endpoint.yml`` and
-``deployment.yml``; and ``DIR/schedules/<name>.yml``. Every path inside is relative, and every
-file loads back with azure-ai-ml's loaders. Workspace versions are the workspace's to give, so
-environments and datasets are named ``@latest``: the same pipelines give the same bytes.
+``deployment.yml``; ``DIR/environments/<name>/environment.yml`` with its conda file, or, for
+an environment a step importing ``amlops`` uses, its build context (``context/``: Dockerfile,
+conda file and this project's runtime wheel); and ``DIR/schedules/<name>.yml``. Every path
+inside is relative, and every file loads back with azure-ai-ml's loaders. Workspace versions
+are the workspace's to give, so environments and datasets are named ``@latest``: the same
+pipelines give the same bytes.
 """
 
 from __future__ import annotations
@@ -20,8 +23,15 @@ from typing import Any
 import yaml
 
 from amlops.backends.azureml_v2.compile import SCHEMA, Refs, compile_pipeline
+from amlops.backends.azureml_v2.environments import (
+    CONDA_FILE,
+    definition,
+    environment_document,
+    write_build_context,
+)
 from amlops.backends.azureml_v2.naming import deployment_name, endpoint_name
 from amlops.backends.azureml_v2.schedules import check_schedules, schedule_document
+from amlops.backends.runtime_wheel import steps_needing_runtime
 from amlops.config import Config
 from amlops.content import walk_files
 from amlops.errors import ConfigError
@@ -69,6 +79,15 @@ def export_v2(config: Config, pipelines: Sequence[Pipeline], out_dir: Path) -> l
         documents.append(
             (base / "deployment.yml", deployment_document(pipeline, "0", config.compute))
         )
+    runtime = steps_needing_runtime(pipelines, default_env)
+    definitions = {
+        e.name: definition(e, config.root, needs_runtime=e.name in runtime) for e in envs
+    }
+    for env in envs:
+        defn = definitions[env.name]
+        context = "./context" if defn.runtime else f"./{CONDA_FILE}"
+        doc = environment_document(defn, context, {"amlops_fingerprint": defn.fingerprint})
+        documents.append((Path("environments") / env.name / "environment.yml", doc))
     for sc in config.schedules:
         job = f"../{sc.pipeline}/pipeline.yml"
         documents.append((Path("schedules") / f"{sc.name}.yml", schedule_document(sc, job)))
@@ -82,6 +101,15 @@ def export_v2(config: Config, pipelines: Sequence[Pipeline], out_dir: Path) -> l
                 target = code / step.name / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
+    for env in envs:
+        folder = out_dir / "environments" / env.name
+        if folder.exists():
+            shutil.rmtree(folder)  # a context from before must not keep an old wheel
+        if definitions[env.name].runtime:
+            write_build_context(env, config.root, folder / "context")
+        else:
+            folder.mkdir(parents=True)
+            shutil.copyfile(env.conda_file, folder / CONDA_FILE)
     written = []
     for rel, doc in documents:
         path = out_dir / rel

@@ -4,7 +4,10 @@ its web page; Starlette on uvicorn, imported only by ``amlops serve``.
 ``POST /pipelines/v1.0/PipelineRuns/PipelineEndpointSubmit/Name/<endpoint>`` takes the body
 Azure ML takes (``ExperimentName``, required; ``ParameterAssignments``; ``DataPathAssignments``
 of ``{"DataStoreName", "RelativePath"}``) and ``?pipelineVersion=N``, and answers with the run
-document GET answers too (``Id``, ``Status``, ...; see amlops.backends.local.views).
+document GET answers too (``Id``, ``Status``, ...; see amlops.backends.local.views). Each
+endpoint is also the v2 batch endpoint the azureml_v2 backend would create
+(amlops.backends.local.batch_endpoints): ``POST /batchEndpoints/<name>/jobs``, and the resource
+manager GETs azure-ai-ml makes before it invokes.
 
 Every route but ``/health`` asks for the workspace's token (amlops.backends.local.token):
 ``Authorization: Bearer <token>``, or for the page (GET only) the cookie that
@@ -37,7 +40,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from amlops.backends.local import views
+from amlops.backends.local import batch_endpoints, endpoints, views
 from amlops.backends.local.endpoints import NotPublished
 from amlops.backends.local.queries import WorkspaceReader
 from amlops.backends.local.service import LocalService
@@ -46,6 +49,7 @@ from amlops.errors import AmlopsError, ConfigError
 from amlops.spec import SpecError
 
 API = views.API
+ARM = batch_endpoints.ARM
 MAX_BODY = 1 << 20
 SUBMIT_KEYS = {"ExperimentName", "Description", "ParameterAssignments", "DataPathAssignments"}
 # Azure ML's rule for experiment names.
@@ -170,6 +174,50 @@ class RestServer:
             lambda store, ws: views.run_document(store, ws, views.run_row(store, run_id), self.url)
         )
 
+    # --- the v2 batch endpoint face (amlops.backends.local.batch_endpoints) -----------------
+
+    def invoke(self, name: str, deployment: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        """A v2 batch endpoint invocation: the same run a v1-shaped submit queues."""
+        invocation = batch_endpoints.read_invocation(body)
+        version = batch_endpoints.version_of(deployment)
+        local = self.read(lambda store, ws: batch_endpoints.local_endpoint(store, name))
+        pipeline, _ = self.read(lambda store, ws: endpoints.published(ws, store, local, version))
+        batch_endpoints.check_kinds(pipeline, invocation)
+        experiment = invocation.experiment if invocation.experiment is not None else name
+        _check_experiment(experiment, "properties.properties.experimentName")
+        origin = {"type": "HTTP", "experiment": experiment}
+        run_id, _ = self.service.submit(local, version, invocation.parameters, origin)
+        return self.batch_job(name, run_id)
+
+    def batch_job(self, name: str, run_id: str) -> dict[str, Any]:
+        def view(store, ws):
+            local = batch_endpoints.local_endpoint(store, name)
+            row = views.run_row(store, run_id)
+            if json.loads(row["origin"] or "{}").get("endpoint") != local:
+                raise views.NotFound(f"batch endpoint {name!r} has no job {run_id!r}")
+            return batch_endpoints.job_document(
+                row, self.url, f"{self.url}{API}/PipelineRuns/{run_id}"
+            )
+
+        return self.read(view)
+
+    def batch_endpoint(self, name: str | None, arm_path: str, deployments: bool) -> Any:
+        def view(store, ws):
+            if name is None:  # the list, one page
+                found = batch_endpoints.batch_endpoint_names(store)
+                return {
+                    "value": [
+                        batch_endpoints.endpoint_document(store, local, self.url, f"{arm_path}/{n}")
+                        for n, local in sorted(found.items())
+                    ]
+                }
+            local = batch_endpoints.local_endpoint(store, name)
+            if deployments:
+                return batch_endpoints.deployment_documents(store, local, arm_path)
+            return batch_endpoints.endpoint_document(store, local, self.url, arm_path)
+
+        return self.read(view)
+
 
 # --- the app ---------------------------------------------------------------------------------
 
@@ -221,6 +269,24 @@ def create_app(server: RestServer) -> ASGIApp:
         name = request.path_params["name"]
         return JSON(await run_in_threadpool(server.submit, name, version, body))
 
+    async def invoke(request: Request) -> Response:
+        body = await _json_body(request, '{"properties": {"InputData": {...}}}')
+        deployment = request.headers.get(batch_endpoints.DEPLOYMENT_HEADER)
+        name = request.path_params["name"]
+        return JSON(await run_in_threadpool(server.invoke, name, deployment, body))
+
+    async def batch_job(request: Request) -> Response:
+        p = request.path_params
+        return JSON(await run_in_threadpool(server.batch_job, p["name"], p["run_id"]))
+
+    def batch_endpoint(deployments: bool) -> Callable:
+        async def endpoint(request: Request) -> Response:
+            name, path = request.path_params.get("name"), request.url.path
+            found = await run_in_threadpool(server.batch_endpoint, name, path, deployments)
+            return JSON(found)
+
+        return endpoint
+
     async def overview(request: Request) -> Response:
         found = await run_in_threadpool(server.read, views.overview, server.url, time.time())
         return JSON(found)
@@ -259,6 +325,11 @@ def create_app(server: RestServer) -> ASGIApp:
         Route(f"{API}/PipelineRuns/{{run_id}}", run),
         Route(f"{API}/Schedules", query("schedules", "list")),
         Route(f"{API}/Schedules/{{name}}", query("schedules", "show")),
+        Route(batch_endpoints.JOBS, invoke, methods=["POST"]),
+        Route(batch_endpoints.JOBS + "/{run_id}", batch_job),
+        Route(f"{ARM}/batchEndpoints", batch_endpoint(deployments=False)),
+        Route(f"{ARM}/batchEndpoints/{{name}}", batch_endpoint(deployments=False)),
+        Route(f"{ARM}/batchEndpoints/{{name}}/deployments", batch_endpoint(deployments=True)),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -293,6 +364,7 @@ def create_app(server: RestServer) -> ASGIApp:
         NotPublished: not_found,
         views.NotFound: not_found,
         BadRequest: bad_request,
+        batch_endpoints.BadInvocation: bad_request,
         AmlopsError: bad_request,
         SpecError: bad_request,
         TooLarge: too_large,
@@ -380,7 +452,7 @@ class _Guard:
 # --- request bodies ------------------------------------------------------------------------------
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def _json_body(request: Request, least: str = '{"ExperimentName": "..."}') -> dict[str, Any]:
     """The request's JSON object, however it was sent (Content-Length or chunked)."""
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -396,9 +468,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         chunks.append(chunk)
     raw = b"".join(chunks).strip()
     if not raw:
-        raise BadRequest(
-            'request body is empty: send a JSON object, at least {"ExperimentName": "..."}'
-        )
+        raise BadRequest(f"request body is empty: send a JSON object, at least {least}")
     try:
         body = json.loads(raw)
     except ValueError as exc:
@@ -415,13 +485,17 @@ def _check_submit(body: dict[str, Any]) -> None:
     name = body.get("ExperimentName")
     if name is None:
         raise BadRequest("ExperimentName: required (the experiment to record the run under)")
-    if not isinstance(name, str) or not EXPERIMENT_NAME_RE.match(name):
-        raise BadRequest(
-            f"ExperimentName: {name!r} must be 1-256 letters, digits, '_' or '-', "
-            "starting with a letter or digit"
-        )
+    _check_experiment(name, "ExperimentName")
     if body.get("Description") is not None and not isinstance(body["Description"], str):
         raise BadRequest("Description: must be a string")
+
+
+def _check_experiment(name: Any, key: str) -> None:
+    if not isinstance(name, str) or not EXPERIMENT_NAME_RE.match(name):
+        raise BadRequest(
+            f"{key}: {name!r} must be 1-256 letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
 
 
 def _assignments(body: dict[str, Any]) -> dict[str, Any]:

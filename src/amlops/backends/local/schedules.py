@@ -53,7 +53,7 @@ def trigger_of(row) -> DatastoreTrigger | None:
 
 
 def watched_folder(ws: LocalWorkspace, trigger: DatastoreTrigger) -> Path:
-    return ws.datastore(trigger.datastore) / trigger.path
+    return ws.datastore(trigger.datastore) / (trigger.path or "")
 
 
 def blob_signatures(folder: Path) -> dict[str, str]:

@@ -197,7 +197,7 @@ class LocalService:
                 continue
             parameters = dict(json.loads(row["definition"])["parameters"])
             if trig.data_path_parameter:
-                parameters[trig.data_path_parameter] = f"{trig.datastore}/{trig.path}/{name}"
+                parameters[trig.data_path_parameter] = trig.blob_path(name)
             # Recorded before the run starts: a blob fires once, even if its run fails.
             with self.store() as store, store.transaction() as db:
                 db.execute(

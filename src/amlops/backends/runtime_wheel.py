@@ -1,4 +1,7 @@
-"""This project's runtime as a private wheel for step environments, built without a backend.
+"""This project's runtime as a private wheel for step environments, built without a backend,
+and the one rule for which environments get it: those of steps whose scripts import ``amlops``,
+or whose conda file lists ``amlops`` under pip (that entry is replaced: the package is on no
+index). Both Azure backends ship it, each its own way.
 
 Written directly (a wheel is a zip with a dist-info folder) so it is reproducible: the same
 sources give the same bytes and the same ``+<hash>`` local version, and v1's
@@ -9,14 +12,39 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import tomllib
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from amlops.content import hash_tree, walk_files
 from amlops.errors import ConfigError
 
 EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest timestamp: fixed so the bytes are stable
+IMPORTS_RUNTIME = re.compile(r"^\s*(from|import)\s+amlops\b", re.MULTILINE)
+RUNTIME_PIP_RE = re.compile(r"^amlops(\[[^\]]*\])?\s*([=<>!~].*)?$")
+
+
+def steps_needing_runtime(pipelines: Sequence[Any], default_env: str | None) -> set[str]:
+    """Environments of steps whose scripts import ``amlops`` (the step runtime surface)."""
+    found: set[str] = set()
+    for pipeline in pipelines:
+        for step in pipeline.steps:
+            env = step.environment or default_env
+            if env is None or env in found:
+                continue
+            for rel, path in walk_files(step.source_dir):
+                if rel.endswith(".py") and IMPORTS_RUNTIME.search(path.read_text(errors="ignore")):
+                    found.add(env)
+                    break
+    return found
+
+
+def is_runtime_pin(spec: str) -> bool:
+    """Whether a conda file's pip entry asks for this project (``amlops``, ``amlops==1.0``)."""
+    return bool(RUNTIME_PIP_RE.match(spec.strip()))
 
 
 def project_version(root: Path) -> str:
