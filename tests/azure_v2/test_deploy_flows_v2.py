@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from azurite import ACCOUNT, Azurite, EntraTokenFake
 from fake_azureml import AzuriteByName, FakeAzureML
 from helpers import copy_repo
@@ -173,10 +172,16 @@ def test_first_deploy_registers_publishes_and_schedules(world: World) -> None:
     data = service.items("data/diabetes/versions")["1"]["properties"]
     assert data["dataUri"].startswith("azureml://datastores/training/paths/diabetes/")
     assert data["dataType"] == "uri_folder"
+    # train's steps import amlops: their environment is a build context shipping the wheel.
     environment = service.items("environments/amlops-train/versions")["1"]["properties"]
-    conda = (world.root / "pipelines" / "environments" / "train.yml").read_text()
-    assert yaml.safe_load(environment["condaFile"]) == yaml.safe_load(conda)
-    assert environment["image"].startswith("mcr.microsoft.com/azureml/")
+    build = environment["build"]
+    assert build["dockerfilePath"] == "Dockerfile"
+    container = service.items("datastores")["workspaceblobstore"]["properties"]["containerName"]
+    context = build["contextUri"].split(f"/{container}/", 1)[1].rstrip("/")
+    assert context.startswith("amlops/environments/")
+    shipped = [b[len(context) + 1 :] for b in blobs(world, "workspaceblobstore")
+               if b.startswith(context + "/")]  # fmt: skip
+    assert "Dockerfile" in shipped and any(f.endswith(".whl") for f in shipped), shipped
     # The files went to the storage account behind the datastore, at content-addressed paths.
     folder = data["dataUri"].split("/paths/")[1]
     assert [b for b in blobs(world, "training") if b.startswith(folder + "/")]
