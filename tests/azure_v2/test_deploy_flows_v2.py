@@ -358,6 +358,30 @@ def test_schedules_are_created_updated_and_disabled_by_name(world: World) -> Non
     assert world.service.writes() == [] and again.changes == 0
 
 
+def test_enabled_false_disables_a_schedule_and_true_enables_it_again(world: World) -> None:
+    """``enabled: false`` in config disables the schedule in place; back to true, the same
+    schedule is enabled again (one name, never a duplicate). Fakes: FakeAzureML (Azure ML),
+    EntraTokenFake (Entra ID), AzuriteByName (storage DNS)."""
+    world.deploy()
+    config = world.root / "config" / "dev-v2.yml"
+    on = "    description: Retrain on the latest registered data\n"
+    edit(config, on, on + "    enabled: false\n")
+    manifest, _ = world.deploy()
+    assert {s["name"]: s["action"] for s in manifest.schedules}["train-nightly"] == "disabled"
+    enabled = lambda: {  # noqa: E731
+        n: s["properties"]["isEnabled"] for n, s in world.service.items("schedules").items()
+    }
+    assert enabled() == {"train-nightly": False, "score-weekdays": True}
+
+    edit(config, "    enabled: false\n", "")
+    manifest, _ = world.deploy()
+    assert {s["name"]: s["action"] for s in manifest.schedules}["train-nightly"] == "updated"
+    assert enabled() == {"train-nightly": True, "score-weekdays": True}
+    world.service.clear()
+    again, _ = world.deploy()
+    assert world.service.writes() == [] and again.changes == 0
+
+
 def test_a_deploy_of_one_pipeline_leaves_the_others_schedules_alone(world: World) -> None:
     """``--pipeline train`` after score-weekdays left config: batch_score is not this deploy's,
     so its schedule stays enabled until a deploy of every pipeline disables it. Fakes:
