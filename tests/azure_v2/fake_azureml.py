@@ -308,8 +308,10 @@ class AzuriteByName(RequestsTransport):
     def __init__(self, azurite_endpoint: str, **kwargs: Any):
         super().__init__(session=requests.Session(), session_owner=False, **kwargs)
         self.target = urlsplit(azurite_endpoint)
+        self.sent: list[tuple[str, str]] = []  # (method, URL as addressed)
 
     def send(self, request: Any, **kwargs: Any) -> Any:
+        self.sent.append((request.method, request.url))
         url = urlsplit(request.url)
         match = re.fullmatch(r"([a-z0-9]+)\.blob\.core\.windows\.net", url.hostname or "")
         if match:

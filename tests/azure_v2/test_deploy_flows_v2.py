@@ -75,10 +75,10 @@ class World:
     root: Path
     service: FakeAzureML
     azurite: Azurite
+    storage: AzuriteByName  # every storage request a deploy makes, as addressed
 
     def blob_options(self) -> dict[str, Any]:
-        verify = str(self.azurite.cert)
-        return {"transport": AzuriteByName(self.azurite.endpoint, connection_verify=verify)}
+        return {"transport": self.storage}
 
     def connect(
         self, env: str = "dev-v2", *, plan: bool = False, only: set[str] | None = None
@@ -125,7 +125,8 @@ def world(tmp_path: Path, azurite: Azurite) -> World:
             blobs.create_container(container)
             service.add_datastore(name, account=ACCOUNT, container=container,
                                   default=name == "workspaceblobstore")  # fmt: skip
-    return World(copy_repo(tmp_path / "repo"), service, azurite)
+    storage = AzuriteByName(azurite.endpoint, connection_verify=str(azurite.cert))
+    return World(copy_repo(tmp_path / "repo"), service, azurite, storage)
 
 
 def deployments(world: World, endpoint: str) -> dict[str, dict]:
@@ -275,9 +276,12 @@ def test_redeploying_unchanged_config_writes_nothing(world: World) -> None:
     """Second deploy, nothing changed: only reads reach Azure ML (and a plan likewise). Fakes:
     FakeAzureML (Azure ML), EntraTokenFake (Entra ID), AzuriteByName (storage DNS)."""
     world.deploy()
+    assert [m for m, _ in world.storage.sent if m == "PUT"]  # the first deploy uploaded
     world.service.clear()
+    world.storage.sent.clear()
     manifest, summary = world.deploy()
     assert world.service.writes() == []
+    assert world.storage.sent == []  # nothing to upload, so storage is not even read
     assert world.service.sent  # it did look
     assert manifest.changes == 0 and "nothing changed: all up to date" in summary
     assert {e["action"] for e in manifest.endpoints} == {"unchanged"}
@@ -320,7 +324,9 @@ def test_a_changed_step_adds_a_deployment_and_a_revert_points_back(world: World)
 
     script.write_text(original)
     world.service.clear()
+    world.storage.sent.clear()
     manifest, _ = world.deploy()
+    assert [m for m, _ in world.storage.sent if m == "PUT"] == []  # nothing re-uploaded
     train = {e["name"]: e for e in manifest.endpoints}["train"]
     assert (train["action"], train["version"], train["reverts"]) == ("updated", "0", True)
     assert default_of(world, "train") == "version-0"
