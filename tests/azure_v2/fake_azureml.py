@@ -248,6 +248,10 @@ class FakeAzureML(HttpTransport):
                 return 409, _error("UserError", f"{segments[0]} {segments[1]} version "
                                    f"{segments[3]} exists with other content"), {}  # fmt: skip
             return 200, existing, {}
+        if kind == "schedules":
+            unbound = self._unbound_inputs(body)
+            if unbound:
+                return 400, _error("UserError", f"schedule {segments[-1]}: {unbound}"), {}
         resource = self._put(path, body, type_=self._type(segments))
         props = resource.setdefault("properties", {})
         if kind == "schedules":
@@ -272,6 +276,31 @@ class FakeAzureML(HttpTransport):
             }  # fmt: skip
         props["provisioningState"] = "Succeeded"
         return (200 if existing is not None else 201), resource, {}
+
+    def _unbound_inputs(self, schedule: dict) -> str | None:
+        """What the service refuses in a schedule's job: a node running a registered component
+        without a value for one of its required inputs (no default, not optional)."""
+        job = schedule.get("properties", {}).get("action", {}).get("jobDefinition", {})
+        job_inputs = job.get("inputs") or {}
+        for node_name, node in (job.get("jobs") or {}).items():
+            component = self.resources.get(str(node.get("componentId", "")).lower())
+            if component is None:
+                continue
+            spec = component["properties"].get("componentSpec", {})
+            bound = node.get("inputs") or {}
+            for name, declared in (spec.get("inputs") or {}).items():
+                if declared.get("optional") or "default" in declared:
+                    continue
+                value = bound.get(name)
+                via_parent = isinstance(value, dict) and str(value.get("value", "")).startswith(
+                    "${{parent.inputs."
+                )
+                parent = (
+                    str(value.get("value", ""))[len("${{parent.inputs.") : -2] if via_parent else ""
+                )
+                if value is None or (via_parent and parent not in job_inputs):
+                    return f"required input {name!r} of job {node_name!r} is not given"
+        return None
 
     def _type(self, segments: list[str]) -> str:
         kinds = [TYPES.get(s.lower(), s) for s in segments[::2]]

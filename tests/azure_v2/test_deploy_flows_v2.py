@@ -236,6 +236,12 @@ def test_first_deploy_registers_publishes_and_schedules(world: World) -> None:
     }  # fmt: skip
     job = schedules["train-nightly"]["properties"]["action"]["jobDefinition"]
     assert job["jobs"]["pipeline"]["componentId"] == component_of(world, "train")
+    # A data input of a pipeline component has no default: each fire gives the pipeline's path.
+    job = schedules["score-weekdays"]["properties"]["action"]["jobDefinition"]
+    given = job["inputs"]["scoring_data"]
+    assert (given["jobInputType"].lower(), given["uri"]) == (
+        "mltable", "azureml://datastores/scoring/paths/diabetes/incoming",
+    )  # fmt: skip
     assert manifest.changes == 2 + 1 + 2 + 2
 
 

@@ -24,6 +24,7 @@ from amlops.backends.azureml_v2.compile import (
     Refs,
     compile_pipeline,
     component_name,
+    datapath_input,
 )
 from amlops.backends.azureml_v2.environments import (
     BASE_IMAGE,
@@ -386,11 +387,13 @@ class AzureMLv2Backend(NoRunStage):
             if component is None and not plan:
                 continue  # reconcile says "publish first"
             datapaths = {
-                p.name: {"type": "mltable" if p.kind == "tabular" else "uri_folder"}
+                p.name: datapath_input(p, self._datastore_name)
                 for p in spec.parameters
                 if isinstance(p, DataPathParam)
             }
-            targets[name] = Target(component, parameter_kinds(spec), datapaths)
+            targets[name] = Target(
+                component, parameter_kinds(spec), datapaths, self._datastore_name
+            )
 
         def load(doc: dict[str, Any], job: dict[str, Any]) -> Any:
             with tempfile.TemporaryDirectory(prefix="amlops-v2-") as tmp:

@@ -159,7 +159,7 @@ def _pipeline_inputs(pipeline: Pipeline, refs: Refs, bound: set[str]) -> tuple[d
             job[p.name] = p.default
             component[p.name] = {"type": PARAM_TYPES[type(p.default)], "default": p.default}
         else:
-            value = _datapath_input(p, refs)
+            value = datapath_input(p, refs.datastore)
             job[p.name] = value
             # A data input of a pipeline component has no default in v2: the invocation (REST
             # body, schedule) gives it; the deployment's default job gives the path above.
@@ -167,8 +167,10 @@ def _pipeline_inputs(pipeline: Pipeline, refs: Refs, bound: set[str]) -> tuple[d
     return job, component
 
 
-def _datapath_input(p: DataPathParam, refs: Refs) -> dict[str, Any]:
-    store = refs.datastore(p.datastore)
+def datapath_input(p: DataPathParam, datastore: Callable[[str], str]) -> dict[str, Any]:
+    """The pipeline input a DataPathParam is, on its default path; ``datastore`` maps a config
+    datastore name to the workspace's."""
+    store = datastore(p.datastore)
     # A tabular path is read as rows: an mltable input, which needs an MLTable file in the
     # folder (v1 built a tabular dataset over the path on the fly; v2 reads the folder's own).
     kind = "mltable" if p.kind == "tabular" else "uri_folder"
@@ -198,7 +200,7 @@ class _Step:
             self.bound[item.name] = expr(f"parent.inputs.{item.name}")
             return expr(f"inputs.{item.name}")
         if isinstance(item, DataPathParam):
-            value = _datapath_input(item, self.refs)
+            value = datapath_input(item, self.refs.datastore)
             self.inputs[item.name] = {"type": value["type"], "mode": value["mode"]}
             self.bound[item.name] = expr(f"parent.inputs.{item.name}")
             return expr(f"inputs.{item.name}")

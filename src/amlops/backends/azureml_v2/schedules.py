@@ -115,7 +115,10 @@ class Target:
 
     component: str | None  # "azureml:<name>:<version>"; None in a plan before publishing
     parameter_kinds: Mapping[str, str]  # name -> value | datapath | dataset
-    datapath_inputs: Mapping[str, dict[str, Any]]  # name -> the input's type and mode
+    # name -> the input on the pipeline's own path (compile.datapath_input): a data input of a
+    # pipeline component has no default, so a fire must give every one.
+    datapath_inputs: Mapping[str, dict[str, Any]]
+    datastore: Callable[[str], str]  # a config datastore name -> the workspace's
 
 
 def desired_fingerprint(sc: ScheduleConfig, target: Target) -> str:
@@ -131,13 +134,13 @@ def desired_fingerprint(sc: ScheduleConfig, target: Target) -> str:
 
 def job_document(sc: ScheduleConfig, target: Target) -> dict[str, Any]:
     """The pipeline job a fire submits: one node running the published pipeline component."""
-    inputs: dict[str, Any] = {}
+    inputs: dict[str, Any] = {name: dict(v) for name, v in target.datapath_inputs.items()}
     for name, value in sc.parameters.items():
         if target.parameter_kinds.get(name) == "datapath":
             store, _, path = str(value).partition("/")
             value = {
                 **target.datapath_inputs[name],
-                "path": f"azureml://datastores/{store}/paths/{path}",
+                "path": f"azureml://datastores/{target.datastore(store)}/paths/{path.strip('/')}",
             }
         inputs[name] = value
     node_inputs = {name: expr(f"parent.inputs.{name}") for name in inputs}
