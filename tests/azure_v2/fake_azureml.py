@@ -18,7 +18,11 @@ are answered here, the way Azure Resource Manager answers them for
   ``Creating`` with an ``Azure-AsyncOperation`` header, and the SDK's poller reads that
   operation (Succeeded) and then the resource, as against Azure;
 - ``POST .../datastores/<name>/listSecrets`` answers what an identity-based datastore has
-  (no secrets).
+  (no secrets);
+- what the service refuses, it refuses here too: an asset version (data, environment, code,
+  component) written again with other content (409), a batch endpoint whose default names a
+  deployment that does not exist, a schedule whose job leaves a required input of a registered
+  component without a value (400).
 
 Every request is recorded (method, URL, JSON body) so a test can say "no writes". The bearer
 token on each request must be for Azure Resource Manager, as ARM requires. A request to another
@@ -248,6 +252,10 @@ class FakeAzureML(HttpTransport):
                 return 409, _error("UserError", f"{segments[0]} {segments[1]} version "
                                    f"{segments[3]} exists with other content"), {}  # fmt: skip
             return 200, existing, {}
+        if kind == "batchendpoints":
+            default = ((body.get("properties") or {}).get("defaults") or {}).get("deploymentName")
+            if default and f"{key}/deployments/{default}".lower() not in self.resources:
+                return 400, _error("BadRequest", f"deployment {default!r} does not exist"), {}
         if kind == "schedules":
             unbound = self._unbound_inputs(body)
             if unbound:
