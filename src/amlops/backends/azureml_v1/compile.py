@@ -475,7 +475,7 @@ def _automl_training_data(step: AutoMLStep, b: _Bindings) -> Any:
         )
     if item.version == "latest":
         dataset._consume_latest = True  # as _consume does: the graph names no version
-    return dataset.as_named_input(item.input_name)
+    return dataset
 
 
 def _automl_step(step: AutoMLStep, b: _Bindings, pipeline: str, compute: str, env: Any) -> Any:

@@ -164,6 +164,10 @@ def graph_document(
             }
         if kind == "AutoMLStep":
             step["automl"] = {k: params.get(k) for k in AUTOML_SETTINGS}
+            for key in ("whitelist_models", "blacklist_algos"):
+                # The SDK passes the model lists through a set: sorted, so equal configs diff empty.
+                if isinstance(step["automl"][key], str):
+                    step["automl"][key] = ",".join(sorted(step["automl"][key].split(",")))
             step["automl"]["metrics_output"] = _training_outputs(module, "Metrics")
             step["automl"]["model_output"] = _training_outputs(module, "Model")
         steps.append(step)
