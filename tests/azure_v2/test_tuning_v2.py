@@ -73,7 +73,7 @@ def sweep_pipeline(**sweep) -> Pipeline:
     )
 
 
-def automl_pipeline(training_data=None, reader: bool = False) -> Pipeline:
+def automl_pipeline(training_data=None, reader: bool = False, reads_metrics=False) -> Pipeline:
     metrics, model = Output("automl_metrics"), Output("model")
     steps = [
         AutoMLStep(
@@ -94,6 +94,10 @@ def automl_pipeline(training_data=None, reader: bool = False) -> Pipeline:
     if reader:
         steps.append(
             ScriptStep("evaluate", STEPS / "evaluate", arguments=("--model", model.as_input()))
+        )
+    if reads_metrics:
+        steps.append(
+            ScriptStep("report", STEPS / "evaluate", arguments=("--metrics", metrics.as_input()))
         )
     return Pipeline("automl", steps)
 
@@ -230,6 +234,11 @@ def test_automl_is_an_automl_node_on_an_mltable_input(tmp_path):
             lambda: automl_pipeline(reader=True),
             "step 'evaluate' reads 'model', the model_output of AutoMLStep 'automl'; on v2 that "
             "is AutoML's best_model, an MLflow model",
+        ),
+        (
+            lambda: automl_pipeline(reads_metrics=True),
+            "step 'report' reads 'automl_metrics', the metrics_output of AutoMLStep 'automl'; a "
+            "v2 automl node has no metrics output",
         ),
     ],
 )

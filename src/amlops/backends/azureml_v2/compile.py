@@ -351,16 +351,17 @@ def _bindable(ctx: _Step, value: Any) -> Any:
 
 
 def _refuse_tuning_outputs(pipeline: Pipeline, step: Step) -> None:
-    """A step reading what v2's sweep or AutoML node does not write, by the same name and form."""
+    """A step reading what v2's AutoML node does not write, by the same name and form. (A
+    sweep with a metrics_output is refused itself, before any step reading it compiles.)"""
     for item in step.all_inputs():
         if not isinstance(item, InputRef):
             continue
         producer = pipeline.producer_of(item.output)
-        if isinstance(producer, SweepStep | AutoMLStep) and item.output == producer.metrics_output:
+        if isinstance(producer, AutoMLStep) and item.output == producer.metrics_output:
             raise ConfigError(
                 f"pipeline {pipeline.name!r}: step {step.name!r} reads {item.output.name!r}, the "
-                f"metrics_output of {producer.kind} {producer.name!r}; a v2 {producer.kind[:-4]} "
-                "node has no metrics output (its trials' metrics are in the workspace's MLflow)"
+                f"metrics_output of AutoMLStep {producer.name!r}; a v2 automl node has no "
+                "metrics output (its trials' metrics are in the workspace's MLflow)"
             )
         if isinstance(producer, AutoMLStep) and item.output == producer.model_output:
             raise ConfigError(
