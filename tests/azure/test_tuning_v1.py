@@ -281,7 +281,7 @@ def test_automl_model_reader_builds_in_an_environment_with_automls_runtime(
     workspace, dry_run, assets, project
 ):
     conda = (project / "envs" / "test.yml").read_text()
-    runtime = "      - pandas\n      - azureml-automl-runtime==1.62.0\n"
+    runtime = "      - pandas\n      - azureml-automl-runtime~=1.62.0\n"
     conda = conda.replace("name: test-env", "name: automl-env").replace("      - pandas\n", runtime)
     write_step(project / "envs", {"automl.yml": conda})
     env = "environments:\n  automl-env:\n    conda_file: envs/automl.yml\n"

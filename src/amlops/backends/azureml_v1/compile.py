@@ -10,6 +10,7 @@ registered dataset ``.as_named_input``; environment -> RunConfiguration; compute
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -211,8 +212,9 @@ def _check_model_readers(step: Step, b: _Bindings, env: Any) -> None:
     """AutoML's best model (TrainingOutput "Model") is one pickle of AutoML's own pipeline
     classes: a step can load it only in an environment with AutoML's runtime. amlops' model
     folder (model.pkl + schema.json, scikit-learn) is what the local stand-in writes instead."""
-    pip = [str(p) for p in env.python.conda_dependencies.pip_packages]
-    if any(p.split("=")[0].split("<")[0].split(">")[0].strip() == AUTOML_RUNTIME for p in pip):
+    conda = env.python.conda_dependencies
+    pip = [str(p) for p in conda.pip_packages] if conda is not None else []
+    if any(re.split(r"[\s<>=!~;\[]", p.strip(), maxsplit=1)[0] == AUTOML_RUNTIME for p in pip):
         return
     for item in step.all_inputs():
         if isinstance(item, InputRef) and b.training_outputs.get(item.output.name) == "Model":
