@@ -9,9 +9,7 @@ would publish: step kinds, scripts, computes, environments, and every argument's
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
-from contextlib import redirect_stdout
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from amlops.backends.azureml_v1.offline import (
     InMemoryAssets,
     node_parameters,
     offline_workspace,
+    sdk_quiet,
 )
 from amlops.backends.azureml_v1.register import ENV_FINGERPRINT_VAR
 from amlops.config import Config
@@ -72,8 +71,7 @@ def export_v1(config: Config, pipelines: Sequence[Pipeline], out_dir: Path) -> l
         pipelines=pipelines,
     )
     documents = []
-    # The SDK narrates each step it builds on stdout; stdout is for the files written.
-    with redirect_stdout(sys.stderr):
+    with sdk_quiet():
         backend.register_datasets(config.datasets, plan=False)
         backend.register_environments(config.environments, plan=False)
         for pipeline in pipelines:

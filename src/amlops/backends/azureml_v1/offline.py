@@ -22,6 +22,10 @@ stood in for at the service-client edge, and nowhere else:
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +89,12 @@ def offline_workspace(subscription_id: str, resource_group: str, name: str) -> A
     """A real azureml ``Workspace`` that never calls Azure."""
     offline_auth, offline_context, workspace_class = _offline_classes()
     ws = workspace_class(
-        subscription_id, resource_group, name, auth=offline_auth(), _disable_service_check=True
+        subscription_id,
+        resource_group,
+        name,
+        # A named cloud comes from the SDK's own table; none would fetch Azure's cloud list.
+        auth=offline_auth(cloud="AzureCloud"),
+        _disable_service_check=True,
     )
     ws.offline_computes = {}
     ws._service_context = offline_context(
@@ -123,6 +132,21 @@ class OfflineSnapshotUploader:
     def upload(self, directory: str) -> str:
         self.uploads.append(directory)
         return "snapshot-" + hash_tree(Path(directory))[:16]
+
+
+@contextmanager
+def sdk_quiet() -> Iterator[None]:
+    """Without the SDK's narration of a dry run: the stand-in service prints "mock ..." per
+    call and each built step, and azureml-core warns that it cannot reach Azure's cloud
+    metadata, all meaningless offline. The SDK's ``warnings`` (advice on settings) still show."""
+    sdk_log = logging.getLogger("azureml")
+    level = sdk_log.level
+    sdk_log.setLevel(logging.ERROR)
+    try:
+        with redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        sdk_log.setLevel(level)
 
 
 class DryRun:
