@@ -11,16 +11,21 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlops.backends import add_backend_options
 from amlops.backends.base import STAGES
 from amlops.errors import AmlopsError, ConfigError, RunFailed
 from amlops.spec import SpecError
+
+if TYPE_CHECKING:
+    from amlops.config import Config
+    from amlops.spec import Pipeline
 
 EXIT_USAGE = 2
 
@@ -106,6 +111,19 @@ def _parse_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def compile_offline(config: Config, pipelines: Sequence[Pipeline]) -> None:
+    """Compile what a deploy submits as ``amlops export`` does, through the SDK's own offline
+    graph building, and throw it away: a pipeline the backend cannot express stops the deploy
+    here, before register has changed anything in the workspace."""
+    from amlops.backends import BACKENDS
+
+    entry = BACKENDS[config.workspace.backend]
+    if entry.exporter is None:  # the local backend submits nowhere; its checks ran above
+        return
+    with tempfile.TemporaryDirectory(prefix="amlops-compile-") as scratch:
+        entry.export(config, pipelines, Path(scratch))
+
+
 def run_deploy(args: argparse.Namespace) -> int:
     from amlops.backends import backend_class, backend_options, open_backend
     from amlops.backends.base import check_step_kinds
@@ -135,6 +153,8 @@ def run_deploy(args: argparse.Namespace) -> int:
     # Every input is checked before the backend opens: a bad one must leave nothing behind.
     pipelines = build_pipelines(config)
     check_step_kinds(cls, pipelines)
+    if {"build", "publish"} & set(stages):
+        compile_offline(config, pipelines)
     for pipeline in pipelines:
         try:
             pipeline.resolve_parameters(parameters.get(pipeline.name))

@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 PIPELINE_RUN_TAG = "amlops.pipeline_run_id"
@@ -179,3 +180,14 @@ def aliased_version(client, model_name: str, alias: str, *, step: str):
         f"{step}: cannot read the {alias} model of {model_name!r} from the MLflow "
         f"registry: {message}"
     )
+
+
+def model_files(model: Path, prepared: Path | None) -> tuple[Path, Path]:
+    """(the pickled model, its schema.json) wherever a model step input points: the train
+    step's folder (model.pkl and schema.json), or one model file as Azure ML v1's AutoML
+    writes its best model (TrainingOutput "Model"), whose schema is prep's."""
+    if model.is_dir():
+        return model / "model.pkl", model / "schema.json"
+    if prepared is None:
+        raise SystemExit(f"model {model} is one file: its schema needs --prepared (prep's output)")
+    return model, prepared / "schema.json"

@@ -365,6 +365,7 @@ SAMPLING_EXPRESSIONS = {
     "grid": frozenset({"choice"}),
     "bayesian": frozenset({"choice", "uniform", "quniform"}),
 }
+BAYESIAN_QUNIFORM_POINTS = 100000
 GOALS = ("maximize", "minimize")
 POLICIES = ("bandit", "median_stopping", "truncation_selection")
 # Service limits: MAX_DURATION_MINUTES in azureml/train/hyperdrive/runconfig.py; 1000 trials
@@ -489,6 +490,21 @@ class SweepStep(StepBase):
                     f"{where}: {self.sampling} sampling does not take {p.expression} "
                     f"(parameter {p.name!r}; it takes {', '.join(sorted(allowed))})"
                 )
+            # BayesianParameterSampling._bayesian_quniform_validator: ints only, and at most
+            # 100000 points between the bounds.
+            ints = all(isinstance(v, int) and not isinstance(v, bool) for v in p.values)
+            if self.sampling == "bayesian" and p.expression == "quniform" and not ints:
+                raise SpecError(
+                    f"{where}: bayesian sampling takes quniform with int bounds and q only "
+                    f"(parameter {p.name!r})"
+                )
+            if self.sampling == "bayesian" and p.expression == "quniform":
+                low, high, q = p.values
+                if (high - low) / q > BAYESIAN_QUNIFORM_POINTS:
+                    raise SpecError(
+                        f"{where}: quniform parameter {p.name!r} has more than "
+                        f"{BAYESIAN_QUNIFORM_POINTS} points for bayesian sampling; use a larger q"
+                    )
         if self.sampling == "bayesian" and self.early_termination is not None:
             raise SpecError(f"{where}: bayesian sampling does not support early termination")
         if self.early_termination is not None and not isinstance(

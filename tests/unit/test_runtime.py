@@ -139,3 +139,17 @@ def test_run_by_hand_every_field_is_blank(monkeypatch, tracking_uri):
     ctx = runtime.context()
     assert (ctx.run_id, ctx.pipeline_run_id, ctx.experiment, ctx.git_commit) == (None,) * 4
     assert ctx.local is False
+
+
+def test_a_model_is_the_train_steps_folder_or_one_file_with_preps_schema(tmp_path):
+    """Locally (and from the train step on Azure) a model is a folder; Azure ML v1's AutoML
+    writes its best model as one file, whose schema is prep's."""
+    folder, prepared = tmp_path / "model", tmp_path / "prepared"
+    folder.mkdir()
+    prepared.mkdir()
+    assert runtime.model_files(folder, None) == (folder / "model.pkl", folder / "schema.json")
+    automl = tmp_path / "model_data"
+    automl.write_bytes(b"pickle")
+    assert runtime.model_files(automl, prepared) == (automl, prepared / "schema.json")
+    with pytest.raises(SystemExit, match="is one file: its schema needs --prepared"):
+        runtime.model_files(automl, None)

@@ -47,6 +47,17 @@ def sweep(tmp_path: Path, **kw) -> SweepStep:
             {"sampling": "bayesian", "early_termination": EarlyTermination("median_stopping")},
             "bayesian sampling does not support early termination",
         ),
+        (
+            {
+                "sampling": "bayesian",
+                "search_space": [SearchParam("n", "quniform", (50, 250.0, 50))],
+            },
+            "bayesian sampling takes quniform with int bounds",
+        ),
+        (
+            {"sampling": "bayesian", "search_space": [SearchParam("n", "quniform", (0, 10**6, 1))]},
+            "more than 100000 points",
+        ),
         ({"max_total_runs": 1001}, "max_total_runs must be an int between 1 and 1000"),
         ({"max_total_runs": 4, "max_concurrent_runs": 5}, "max_concurrent_runs"),
         ({"max_duration_minutes": 10081}, "max_duration_minutes"),

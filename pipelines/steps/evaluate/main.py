@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 from evaluate import PRIMARY_METRIC, is_better, metrics
 
-from amlops.runtime import aliased_version, mlflow_run
+from amlops.runtime import aliased_version, mlflow_run, model_files
 
 PRODUCTION = "production"
 
@@ -30,9 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    schema = json.loads((args.model / "schema.json").read_text())
+    pickled, schema_file = model_files(args.model, args.prepared)
+    schema = json.loads(schema_file.read_text())
     test = pd.read_csv(args.prepared / "test.csv")
-    with open(args.model / "model.pkl", "rb") as fh:
+    with open(pickled, "rb") as fh:
         candidate = pickle.load(fh)
     with mlflow_run() as run:
         import mlflow

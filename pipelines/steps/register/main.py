@@ -8,7 +8,7 @@ import json
 import pickle
 from pathlib import Path
 
-from amlops.runtime import aliased_version, context, mlflow_run
+from amlops.runtime import aliased_version, context, mlflow_run, model_files
 
 
 def trusted_types(model) -> list[str]:
@@ -36,14 +36,14 @@ def pip_requirements() -> list[str]:
 EXAMPLE_ROWS = 5
 
 
-def input_example(prepared: Path | None, model_dir: Path):
+def input_example(prepared: Path | None, model: Path):
     """The first held-out rows' features, typed as the model takes them; None without prep's
     output."""
     if prepared is None:
         return None
     import pandas as pd
 
-    schema = json.loads((model_dir / "schema.json").read_text())
+    schema = json.loads(model_files(model, prepared)[1].read_text())
     columns = schema["numeric"] + schema["categorical"]
     rows = pd.read_csv(prepared / "test.csv", nrows=EXAMPLE_ROWS)
     return rows[columns].astype({c: "object" for c in schema["categorical"]})
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     elif evaluation["register"]:
         import mlflow
 
-        with open(args.model / "model.pkl", "rb") as fh:
+        with open(model_files(args.model, args.prepared)[0], "rb") as fh:
             model = pickle.load(fh)
         ctx = context()
         tags = {

@@ -386,6 +386,9 @@ class _MappedResolver:
     def saved(self, dataset: Any) -> Any:
         return self._assets.saved(dataset)
 
+    def compute(self, name: str) -> Any:
+        return self._assets.compute(name)
+
 
 def needs(config: Config, pipelines: Sequence[Pipeline]) -> list[preflight.Need]:
     """What preflight must find: every datastore config or a pipeline names, and node counts."""

@@ -9,9 +9,7 @@ would publish: step kinds, scripts, computes, environments, and every argument's
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
-from contextlib import redirect_stdout
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from amlops.backends.azureml_v1.offline import (
     InMemoryAssets,
     node_parameters,
     offline_workspace,
+    sdk_quiet,
 )
 from amlops.backends.azureml_v1.register import ENV_FINGERPRINT_VAR
 from amlops.config import Config
@@ -33,6 +32,13 @@ from amlops.spec import Pipeline
 DATASET_ARG, OUTPUT_ARG = "DatasetConsumptionConfig:", "DatasetOutputConfig:"
 DEFAULT_DATASTORE = "workspaceblobstore"
 PARALLEL_METADATA = "BatchInferencingMetaData"  # only ParallelRunStep nodes carry it
+HYPERDRIVE_CONFIG = "HDReuseHashableRunConfig"  # HyperDriveStep's, without telemetry/snapshot
+AUTOML_SETTINGS = (  # an AutoMLStep node's parameters worth reviewing (others are SDK defaults)
+    "task_type", "primary_metric", "label_column_name", "experiment_timeout_minutes",
+    "iteration_timeout_minutes", "iterations", "max_concurrent_iterations", "n_cross_validations",
+    "validation_size", "whitelist_models", "blacklist_algos", "enable_early_stopping",
+    "intermediate_datasets", "scenario",
+)  # fmt: skip
 
 
 def export_v1(config: Config, pipelines: Sequence[Pipeline], out_dir: Path) -> list[Path]:
@@ -65,8 +71,7 @@ def export_v1(config: Config, pipelines: Sequence[Pipeline], out_dir: Path) -> l
         pipelines=pipelines,
     )
     documents = []
-    # The SDK narrates each step it builds on stdout; stdout is for the files written.
-    with redirect_stdout(sys.stderr):
+    with sdk_quiet():
         backend.register_datasets(config.datasets, plan=False)
         backend.register_environments(config.environments, plan=False)
         for pipeline in pipelines:
@@ -107,14 +112,27 @@ def graph_document(
             feeds,
             assets,
         )
-        environment = json.loads(node.runconfig).get("environment") or {}
-        parallel = json.loads(params[PARALLEL_METADATA]) if PARALLEL_METADATA in params else None
+        kind = _node_kind(module.name, params)
+        hyperdrive = json.loads(params[HYPERDRIVE_CONFIG]) if kind == "HyperDriveStep" else None
+        if hyperdrive is not None:
+            # The trial's run configuration travels inside the HyperDrive configuration.
+            runconfig = hyperdrive["platform_config"]["Definition"]["Overrides"]
+        else:
+            runconfig = json.loads(node.runconfig or "{}")
+        environment = runconfig.get("environment") or {}
+        parallel = json.loads(params[PARALLEL_METADATA]) if kind == "ParallelRunStep" else None
+        script = {
+            "ParallelRunStep": parallel and parallel["EntryScript"],
+            "HyperDriveStep": runconfig.get("script"),
+            "AutoMLStep": None,  # AutoML runs the service's own code
+            "PythonScriptStep": params.get("Script"),
+        }[kind]
         step: dict[str, Any] = {
             "name": module.name,
-            "kind": "ParallelRunStep" if parallel else "PythonScriptStep",
-            "script": parallel["EntryScript"] if parallel else params.get("Script"),
+            "kind": kind,
+            "script": script,
             "source_hash": hash_tree(sources[module.name])[:16],
-            "compute": params.get("Target"),
+            "compute": params.get("Target") or runconfig.get("target") or params.get("target"),
             # By name and definition: the version number is the workspace's to assign.
             "environment": environment.get("name"),
             "environment_fingerprint": (environment.get("environmentVariables") or {}).get(
@@ -132,6 +150,24 @@ def graph_document(
                 k: v for k, v in parallel.items()
                 if k not in ("Name", "EntryScript", "EnvironmentVersion", "version")
             }  # fmt: skip
+        if hyperdrive is not None:
+            step["sweep"] = {
+                "sampling": hyperdrive["generator_config"],
+                "policy": hyperdrive["policy_config"],
+                "primary_metric": hyperdrive["primary_metric_config"],
+                "max_total_runs": hyperdrive["max_total_jobs"],
+                "max_concurrent_runs": hyperdrive["max_concurrent_jobs"],
+                "max_duration_minutes": hyperdrive["max_duration_minutes"],
+                "metrics_output": _training_outputs(module, "Metrics"),
+            }
+        if kind == "AutoMLStep":
+            step["automl"] = {k: params.get(k) for k in AUTOML_SETTINGS}
+            for key in ("whitelist_models", "blacklist_algos"):
+                # The SDK passes the model lists through a set: sorted, so equal configs diff empty.
+                if isinstance(step["automl"][key], str):
+                    step["automl"][key] = ",".join(sorted(step["automl"][key].split(",")))
+            step["automl"]["metrics_output"] = _training_outputs(module, "Metrics")
+            step["automl"]["model_output"] = _training_outputs(module, "Model")
         steps.append(step)
     return {
         "name": pipeline.name,
@@ -140,6 +176,28 @@ def graph_document(
         "data_path_parameters": sorted(p.name for p in interface.data_path_parameter_list or []),
         "steps": steps,
     }
+
+
+def _node_kind(name: str, params: dict[str, Any]) -> str:
+    """Which v1 step built this node, from the parameters only that kind sets."""
+    if PARALLEL_METADATA in params:
+        return "ParallelRunStep"
+    if HYPERDRIVE_CONFIG in params:
+        return "HyperDriveStep"
+    if "task_type" in params and "primary_metric" in params:
+        return "AutoMLStep"
+    if "Script" in params:
+        return "PythonScriptStep"
+    raise ValueError(f"step {name!r}: a node of a kind amlops export does not know")
+
+
+def _training_outputs(module: Any, kind: str) -> list[str]:
+    """The outputs the service fills with a TrainingOutput of ``kind`` (Metrics, Model)."""
+    return sorted(
+        o.name
+        for o in module.structured_interface.outputs
+        if o.training_output is not None and o.training_output.training_output_type == kind
+    )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,12 @@ stood in for at the service-client edge, and nowhere else:
   answers fixed endpoints; nothing calls them, the pipeline service is the dry-run caller.
 - ``OfflineSnapshotUploader``: the snapshot upload of a step folder at publish time answers a
   storage id derived from the folder's content.
+- The content service HyperDriveStep calls itself while building its node (azureml-train-core's
+  ``_search`` makes a ``SnapshotsClient`` of the workspace's service context): for an offline
+  workspace only, ``create_snapshot`` answers the same content-derived id without a request.
+- ``OfflineWorkspace``: the two workspace reads AutoMLStep makes while building its node (the
+  workspace's location and its compute targets, which AutoMLConfig checks are provisioned)
+  answer from the workspace object itself; ``InMemoryAssets.compute`` adds a cluster there.
 - ``InMemoryAssets``: the dataset, environment, datastore and artifact services as in-memory
   registries that still hand out real azureml Dataset, Environment and Datastore objects.
 """
@@ -16,6 +22,10 @@ stood in for at the service-client edge, and nowhere else:
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +38,13 @@ SERVICE_ENDPOINT = "https://dryrun.invalid"
 PLACEHOLDER_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
 
-def _offline_classes() -> tuple[type, type]:
+OFFLINE_LOCATION = "westeurope"
+OFFLINE_VM_SIZE = "STANDARD_DS3_V2"
+
+
+def _offline_classes() -> tuple[type, type, type]:
     from azureml._restclient.service_context import ServiceContext, _ServiceKeys
+    from azureml.core import Workspace
     from azureml.core.authentication import AbstractAuthentication
 
     class OfflineAuth(AbstractAuthentication):
@@ -49,24 +64,65 @@ def _offline_classes() -> tuple[type, type]:
             return None
 
     class OfflineServiceContext(ServiceContext):
+        amlops_offline = True  # what the snapshot stand-in recognises (_install_snapshots)
+
         def _fetch_endpoints(self) -> dict[str, str]:
             return {key: SERVICE_ENDPOINT for key in _ServiceKeys.get_discovery_keys()}
 
-    return OfflineAuth, OfflineServiceContext
+    class OfflineWorkspace(Workspace):
+        """Workspace details and the compute list, which the SDK would GET from ARM."""
+
+        offline_computes: dict[str, Any]
+
+        @property
+        def location(self) -> str:
+            return OFFLINE_LOCATION
+
+        @property
+        def compute_targets(self) -> dict[str, Any]:
+            return dict(self.offline_computes)
+
+    return OfflineAuth, OfflineServiceContext, OfflineWorkspace
 
 
 def offline_workspace(subscription_id: str, resource_group: str, name: str) -> Any:
     """A real azureml ``Workspace`` that never calls Azure."""
-    from azureml.core import Workspace
-
-    offline_auth, offline_context = _offline_classes()
-    ws = Workspace(
-        subscription_id, resource_group, name, auth=offline_auth(), _disable_service_check=True
+    offline_auth, offline_context, workspace_class = _offline_classes()
+    ws = workspace_class(
+        subscription_id,
+        resource_group,
+        name,
+        # A named cloud comes from the SDK's own table; none would fetch Azure's cloud list.
+        auth=offline_auth(cloud="AzureCloud"),
+        _disable_service_check=True,
     )
+    ws.offline_computes = {}
     ws._service_context = offline_context(
         ws.subscription_id, ws.resource_group, ws.name, "ws-id", None, ws._auth
     )
     return ws
+
+
+def _install_snapshots() -> None:
+    """HyperDriveStep snapshots its source folder through the content service while it builds
+    its node (azureml.train.hyperdrive._search._create_experiment_dto). The client it uses is
+    replaced by a subclass that answers offline workspaces from the folder's content and hands
+    every other workspace to the real client, so installing it once per process is safe."""
+    from azureml.train.hyperdrive import _search
+
+    real = _search.SnapshotsClient
+    if getattr(real, "amlops_offline_aware", False):
+        return
+
+    class OfflineAwareSnapshotsClient(real):  # type: ignore[misc, valid-type]
+        amlops_offline_aware = True
+
+        def create_snapshot(self, file_or_folder_path, *args, **kwargs):  # noqa: ANN001
+            if getattr(self._service_context, "amlops_offline", False):
+                return "snapshot-" + hash_tree(Path(file_or_folder_path))[:16]
+            return super().create_snapshot(file_or_folder_path, *args, **kwargs)
+
+    _search.SnapshotsClient = OfflineAwareSnapshotsClient
 
 
 class OfflineSnapshotUploader:
@@ -78,6 +134,21 @@ class OfflineSnapshotUploader:
         return "snapshot-" + hash_tree(Path(directory))[:16]
 
 
+@contextmanager
+def sdk_quiet() -> Iterator[None]:
+    """Without the SDK's narration of a dry run: the stand-in service prints "mock ..." per
+    call and each built step, and azureml-core warns that it cannot reach Azure's cloud
+    metadata, all meaningless offline. The SDK's ``warnings`` (advice on settings) still show."""
+    sdk_log = logging.getLogger("azureml")
+    level = sdk_log.level
+    sdk_log.setLevel(logging.ERROR)
+    try:
+        with redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        sdk_log.setLevel(level)
+
+
 class DryRun:
     """One simulated workspace pipeline service, and read access to what was published."""
 
@@ -87,6 +158,7 @@ class DryRun:
             DryRunServiceCaller,
         )
 
+        _install_snapshots()
         self.caller = DryRunServiceCaller()
         self.uploader = OfflineSnapshotUploader()
         self.provider = _AevaWorkflowProvider(self.caller, self.uploader, workspace)
@@ -193,6 +265,33 @@ class InMemoryAssets:
         else:
             ds = Dataset.File.from_files(path=target, validate=False)
         return self._register(ds, name, number)
+
+    def compute(self, name: str) -> Any:
+        """A provisioned AmlCompute cluster, from the payload the compute service would answer."""
+        from azureml.core.compute import AmlCompute
+
+        payload = {
+            "name": name,
+            "id": f"/computes/{name}",
+            "location": OFFLINE_LOCATION,
+            "tags": None,
+            "properties": {
+                "computeType": "AmlCompute",
+                "description": None,
+                "resourceId": None,
+                "provisioningState": "Succeeded",
+                "provisioningErrors": None,
+                "properties": {
+                    "vmSize": OFFLINE_VM_SIZE,
+                    "vmPriority": "Dedicated",
+                    "scaleSettings": None,
+                    "subnet": None,
+                },
+            },
+        }
+        target = AmlCompute.deserialize(self.workspace, payload)
+        self.workspace.offline_computes[name] = target
+        return target
 
     def environment(self, name: str) -> Any:
         versions = self.environments.get(name)

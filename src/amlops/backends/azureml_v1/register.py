@@ -66,6 +66,8 @@ class AssetService(Protocol):
 
     def saved(self, dataset: Any) -> Any: ...
 
+    def compute(self, name: str) -> Any: ...
+
 
 class WorkspaceAssets:
     """AssetService over a live workspace (azureml-core); dataset files go to blob storage
@@ -157,6 +159,11 @@ class WorkspaceAssets:
     def saved(self, dataset: Any) -> Any:
         dataset._ensure_saved(self.workspace)
         return dataset
+
+    def compute(self, name: str) -> Any:
+        from azureml.core.compute import ComputeTarget
+
+        return ComputeTarget(workspace=self.workspace, name=name)
 
 
 def register_datasets(

@@ -10,6 +10,8 @@ the step folder, ``allow_reuse`` -> ``is_deterministic``); ParallelStep -> paral
 with a ``run_function`` task; Param -> pipeline input; DataPathParam -> a ``uri_folder`` (file)
 or ``mltable`` (tabular) pipeline input on ``azureml://datastores/<ds>/paths/<path>``;
 Output/.as_input() -> ``uri_folder`` outputs/inputs; DatasetInput -> a data asset input.
+SweepStep -> a sweep node whose trial is a command component (each searched hyperparameter an
+input appended as ``--<name> ${{inputs.<name>}}``); AutoMLStep -> an automl node (no component).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from amlops.backends.base import unsupported_step
 from amlops.binding import id_binding
 from amlops.errors import ConfigError
 from amlops.spec import (
+    AutoMLStep,
     DataPathParam,
     DatasetInput,
     InputRef,
@@ -32,7 +35,9 @@ from amlops.spec import (
     Param,
     Pipeline,
     ScriptStep,
+    SearchParam,
     Step,
+    SweepStep,
 )
 
 BACKEND = "azureml_v2"
@@ -112,9 +117,12 @@ def compile_pipeline(
                 "is configured (add one under environments: in config)"
             )
         ctx = _Step(pipeline, step, refs, refs.environment(env), compiled.fixed)
+        _refuse_tuning_outputs(pipeline, step)
         component, node = compiler(ctx)
-        compiled.components[step.name] = component
-        node["component"] = component_file(step)
+        key = COMPONENT_KEY[node["type"]]
+        if key is not None:
+            compiled.components[step.name] = component
+            node[key] = component_file(step)
         node["compute"] = f"azureml:{step.compute or compute}"
         jobs[step.name] = node
     # Only parameters some node binds become pipeline inputs: a Param fixed at publish (see
@@ -122,7 +130,7 @@ def compile_pipeline(
     bound = {
         m.group(1)
         for node in jobs.values()
-        for value in [*node["inputs"].values(), node.get("mini_batch_size")]
+        for value in [*node.get("inputs", {}).values(), node.get("mini_batch_size")]
         if isinstance(value, str) and (m := re.fullmatch(r"\$\{\{parent\.inputs\.(\w+)\}\}", value))
     }
     job_inputs, component_inputs = _pipeline_inputs(pipeline, refs, bound)
@@ -344,8 +352,180 @@ def _bindable(ctx: _Step, value: Any) -> Any:
     return ctx.bind(value) if isinstance(value, Param) else value
 
 
+def _refuse_tuning_outputs(pipeline: Pipeline, step: Step) -> None:
+    """A step reading what v2's AutoML node does not write, by the same name and form. (A
+    sweep with a metrics_output is refused itself, before any step reading it compiles.)"""
+    for item in step.all_inputs():
+        if not isinstance(item, InputRef):
+            continue
+        producer = pipeline.producer_of(item.output)
+        if isinstance(producer, AutoMLStep) and item.output == producer.metrics_output:
+            raise ConfigError(
+                f"pipeline {pipeline.name!r}: step {step.name!r} reads {item.output.name!r}, the "
+                f"metrics_output of AutoMLStep {producer.name!r}; a v2 automl node has no "
+                "metrics output (its trials' metrics are in the workspace's MLflow)"
+            )
+        if isinstance(producer, AutoMLStep) and item.output == producer.model_output:
+            raise ConfigError(
+                f"pipeline {pipeline.name!r}: step {step.name!r} reads {item.output.name!r}, the "
+                f"model_output of AutoMLStep {producer.name!r}; on v2 that is AutoML's "
+                "best_model, an MLflow model of AutoML's own pipeline classes, not the model "
+                "folder (model.pkl, schema.json) the local AutoML writes"
+            )
+
+
+def _search_input_type(p: SearchParam) -> str:
+    """The trial component's input type for a searched hyperparameter."""
+    if p.expression == "randint":
+        return "integer"
+    if p.expression != "choice":
+        return "number"
+    kinds = {type(v) for v in p.values}
+    for python_type in (bool, int, str):
+        if kinds == {python_type}:
+            return PARAM_TYPES[python_type]
+    if kinds <= {int, float}:
+        return "number"
+    return "string"
+
+
+# v1's expression arguments by the names v2's search space gives them (azure/ai/ml/_schema/
+# _sweep/search_space/*.py).
+SEARCH_FIELDS = {
+    "uniform": ("min_value", "max_value"),
+    "loguniform": ("min_value", "max_value"),
+    "quniform": ("min_value", "max_value", "q"),
+    "qloguniform": ("min_value", "max_value", "q"),
+    "normal": ("mu", "sigma"),
+    "qnormal": ("mu", "sigma", "q"),
+    "randint": ("upper",),
+}
+
+
+def _search_space(p: SearchParam) -> dict[str, Any]:
+    if p.expression == "choice":
+        return {"type": "choice", "values": list(p.values)}
+    return {"type": p.expression, **dict(zip(SEARCH_FIELDS[p.expression], p.values, strict=True))}
+
+
+def _sweep_step(ctx: _Step) -> tuple[dict[str, Any], dict[str, Any]]:
+    step = ctx.step
+    assert isinstance(step, SweepStep)
+    if step.metrics_output is not None:
+        raise ConfigError(
+            f"pipeline {ctx.pipeline.name!r}: step {step.name!r}: a v2 sweep node has no "
+            "metrics_output (the trials' metrics stay in the workspace's MLflow); drop it"
+        )
+    tokens = [ctx.bind(a) for a in step.arguments]
+    for item in (*step.all_inputs(), *step.trial_outputs()):
+        ctx.bind(item)
+    # The sweep node sets these inputs per trial; the command passes them as HyperDrive did.
+    for p in step.search_space:
+        ctx.inputs[p.name] = {"type": _search_input_type(p)}
+        tokens += [f"--{p.name}", expr(f"inputs.{p.name}")]
+    command = " ".join(["python", shlex.quote(step.script), *tokens])
+    component = {
+        **ctx.header("command"),
+        "code": ctx.refs.code(step),
+        "environment": ctx.environment,
+        "inputs": ctx.inputs,
+        "outputs": ctx.outputs,
+        "command": command,
+    }
+    node: dict[str, Any] = {
+        "type": "sweep",
+        "inputs": dict(ctx.bound),
+        "sampling_algorithm": step.sampling,
+        "search_space": {p.name: _search_space(p) for p in step.search_space},
+        "objective": {"goal": step.primary_metric_goal, "primary_metric": step.primary_metric_name},
+        "limits": {
+            "max_total_trials": step.max_total_runs,
+            "max_concurrent_trials": step.max_concurrent_runs or step.max_total_runs,
+            "timeout": 60 * step.max_duration_minutes,
+        },
+    }
+    et = step.early_termination
+    if et is not None:
+        settings = {
+            "slack_factor": et.slack_factor,
+            "slack_amount": et.slack_amount,
+            "truncation_percentage": et.truncation_percentage,
+        }
+        node["early_termination"] = {
+            "type": et.policy,
+            "evaluation_interval": et.evaluation_interval,
+            "delay_evaluation": et.delay_evaluation,
+            **{k: v for k, v in settings.items() if v is not None},
+        }
+    return component, node
+
+
+def _v2_metric(name: str) -> str:
+    """Azure's v1 metric name (AUC_weighted) as v2's YAML spells it (auc_weighted)."""
+    from azure.ai.ml._utils.utils import camel_to_snake
+    from azure.ai.ml.automl import ClassificationPrimaryMetrics, RegressionPrimaryMetrics
+
+    plain = name.replace("_", "").lower()
+    for metric in (*ClassificationPrimaryMetrics, *RegressionPrimaryMetrics):
+        if metric.value.lower() == plain:
+            return camel_to_snake(metric.value)
+    raise ConfigError(f"primary_metric {name!r} has no azure-ai-ml name")
+
+
+def _automl_step(ctx: _Step) -> tuple[dict[str, Any], dict[str, Any]]:
+    step = ctx.step
+    assert isinstance(step, AutoMLStep)
+    where = f"pipeline {ctx.pipeline.name!r}: step {step.name!r}"
+    data = step.training_data
+    if isinstance(data, InputRef):
+        raise ConfigError(
+            f"{where}: a v2 AutoML node reads an mltable input, and {data.output.name!r} is a "
+            "step's output folder without an MLTable file; train on a tabular dataset instead"
+        )
+    assert isinstance(data, DatasetInput)
+    ref, kind = ctx.refs.dataset(data)
+    if kind != "tabular":
+        raise ConfigError(
+            f"{where}: a v2 AutoML node reads an mltable input, and dataset {data.dataset!r} is "
+            "a file dataset; register it with kind: tabular"
+        )
+    limits: dict[str, Any] = {
+        "timeout_minutes": step.experiment_timeout_minutes,
+        "max_trials": step.iterations,
+        "max_concurrent_trials": step.max_concurrent_iterations,
+        "enable_early_termination": step.enable_early_stopping,
+    }
+    if step.iteration_timeout_minutes is not None:
+        limits["trial_timeout_minutes"] = step.iteration_timeout_minutes
+    node: dict[str, Any] = {
+        "type": "automl",
+        "task": step.task,
+        "primary_metric": _v2_metric(step.primary_metric),  # type: ignore[arg-type]
+        "target_column_name": step.label_column_name,
+        "training_data": {"type": "mltable", "path": ref},
+        "limits": limits,
+    }
+    if step.n_cross_validations is not None:
+        node["n_cross_validations"] = step.n_cross_validations
+    if step.validation_size is not None:
+        node["validation_data_size"] = step.validation_size
+    training = {
+        "allowed_training_algorithms": list(step.allowed_models),
+        "blocked_training_algorithms": list(step.blocked_models),
+    }
+    training = {k: v for k, v in training.items() if v}
+    if training:
+        node["training"] = training
+    return {}, node
+
+
+# Where a node names its component file: a sweep's is its trial; an automl node has none.
+COMPONENT_KEY = {"command": "component", "parallel": "component", "sweep": "trial", "automl": None}
+
 # One compiler per spec step kind; a kind missing here is refused by name at build time.
 V2_STEP_KINDS: dict[type, Callable[[_Step], tuple[dict[str, Any], dict[str, Any]]]] = {
     ScriptStep: _script_step,
     ParallelStep: _parallel_step,
+    SweepStep: _sweep_step,
+    AutoMLStep: _automl_step,
 }

@@ -92,11 +92,14 @@ def export_v2(config: Config, pipelines: Sequence[Pipeline], out_dir: Path) -> l
         job = f"../{sc.pipeline}/pipeline.yml"
         documents.append((Path("schedules") / f"{sc.name}.yml", schedule_document(sc, job)))
     out_dir.mkdir(parents=True, exist_ok=True)
+    component_files = {rel for rel, _ in documents}
     for pipeline in pipelines:
         code = out_dir / pipeline.name / "code"
         if code.exists():
             shutil.rmtree(code)  # a step removed from the pipeline leaves no stale snapshot
         for step in pipeline.steps:
+            if Path(pipeline.name) / "components" / f"{step.name}.yml" not in component_files:
+                continue  # an AutoML node runs the service's code, not a snapshot
             for rel, path in walk_files(step.source_dir):
                 target = code / step.name / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
