@@ -39,7 +39,8 @@ def check_parameters(sc: ScheduleConfig, kinds: Mapping[str, str], where: str) -
         if kind == "dataset":
             raise ConfigError(
                 f"{key}.parameters.{pname}: read by a ParallelStep as a dataset parameter, "
-                "which a v1 schedule cannot set from config"
+                "which an Azure ML v1 schedule cannot set (refused on every backend, so a "
+                "config that deploys on one deploys on all)"
             )
         if kind == "datapath" and (not isinstance(value, str) or "/" not in value):
             raise ConfigError(f"{key}.parameters.{pname}: takes 'datastore/path', got {value!r}")
