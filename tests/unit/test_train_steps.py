@@ -122,3 +122,16 @@ def test_regression_metrics_and_hyperparameters_matter():
 )
 def test_is_better_uses_the_primary_metric(candidate, production, task, better):
     assert evaluate.is_better(candidate, production, task) is better
+
+
+@pytest.mark.parametrize(("given", "parsed"), [("150", 150), ("150.0", 150), ("-1", -1)])
+def test_integer_hyperparameters_accept_a_sweeps_float_spelling(given, parsed):
+    assert train.whole_number(given) == parsed
+
+
+@pytest.mark.parametrize("given", ["150.5", "many"])
+def test_integer_hyperparameters_refuse_what_is_not_whole(given):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match=repr(given)):
+        train.whole_number(given)

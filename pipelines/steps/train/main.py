@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-from train import Hyperparameters, best_trial_hyperparameters, train, validate
+from train import Hyperparameters, best_trial_hyperparameters, train, validate, whole_number
 
 from amlops.runtime import mlflow_run
 
@@ -21,10 +21,10 @@ from amlops.runtime import mlflow_run
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prepared", type=Path, required=True)
-    parser.add_argument("--n_estimators", type=int, default=200)
+    parser.add_argument("--n_estimators", type=whole_number, default=200)
     parser.add_argument("--learning_rate", type=float, default=0.05)
-    parser.add_argument("--max_depth", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--max_depth", type=whole_number, default=3)
+    parser.add_argument("--seed", type=whole_number, default=42)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--validation_fraction", type=float, default=None)
     parser.add_argument("--best_of", type=Path, default=None, help="a sweep's metrics_output")

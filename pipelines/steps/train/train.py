@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -107,6 +108,18 @@ def validate(
             for name, value in _scores(task, y, predicted).items():
                 log(name, value, step=stage)
     return model
+
+
+def whole_number(text: str) -> int:
+    """An integer argument as a sweep may send it: ``150`` or ``150.0``. HyperDrive's quantized
+    expressions (quniform, ...) are hyperopt's, which yield floats for integral values."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
 
 
 def best_trial_hyperparameters(metrics: Path, primary: str, goal: str) -> dict:
