@@ -51,6 +51,9 @@ from amlops.spec import SpecError
 API = views.API
 ARM = batch_endpoints.ARM
 MAX_BODY = 1 << 20
+# A body over MAX_BODY but under this is read and dropped before the 413: a client that sends
+# its whole body before reading the answer (urllib, requests) sees the 413, not a broken pipe.
+DRAIN_LIMIT = 16 * MAX_BODY
 SUBMIT_KEYS = {"ExperimentName", "Description", "ParameterAssignments", "DataPathAssignments"}
 # Azure ML's rule for experiment names.
 EXPERIMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,255}$")
@@ -458,14 +461,17 @@ async def _json_body(request: Request, least: str = '{"ExperimentName": "..."}')
     if declared is not None:
         if not declared.isdigit():
             raise BadRequest("Content-Length is not a number")
-        if int(declared) > MAX_BODY:
+        if int(declared) > DRAIN_LIMIT:
             raise TooLarge(f"request body over {MAX_BODY} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise TooLarge(f"request body over {MAX_BODY} bytes")
-        chunks.append(chunk)
+        if size > DRAIN_LIMIT:
+            break
+        if size <= MAX_BODY:
+            chunks.append(chunk)
+    if size > MAX_BODY:
+        raise TooLarge(f"request body over {MAX_BODY} bytes")
     raw = b"".join(chunks).strip()
     if not raw:
         raise BadRequest(f"request body is empty: send a JSON object, at least {least}")
