@@ -43,6 +43,11 @@ class LocalWorkspace:
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
+    def mlflow_lock(self) -> Path:
+        """Held while MLflow's tables or a pipeline's MLflow run are created (runtime.py)."""
+        return self.root / "mlflow.lock"
+
+    @property
     def mlflow_artifacts(self) -> Path:
         return self.root / "mlartifacts"
 
