@@ -189,23 +189,13 @@ def _schedule(row, now: float) -> dict[str, Any]:
 
 
 def _definition(store: Store, row) -> dict[str, Any] | None:
-    """The pipeline document a run ran: its endpoint version's, or for a run deploy.py started,
-    the newest build made before the run."""
-    origin = json.loads(row["origin"] or "{}")
-    found = None
-    if origin.get("endpoint"):
-        found = store.one(
-            "SELECT p.definition FROM endpoint_versions v JOIN pipelines p"
-            " ON p.name = v.endpoint AND p.version = v.pipeline_version"
-            " WHERE v.endpoint=? AND v.version=?",
-            (origin["endpoint"], str(origin.get("version"))),
-        )
-    if found is None:
-        found = store.one(
-            "SELECT definition FROM pipelines WHERE name=? AND created_at<=?"
-            " ORDER BY version DESC LIMIT 1",
-            (row["pipeline"], row["created_at"]),
-        )
+    """The pipeline document a run ran: the built version it recorded when it started."""
+    if row["pipeline_version"] is None:
+        return None  # a pipeline run without being built (a test's, a notebook's)
+    found = store.one(
+        "SELECT definition FROM pipelines WHERE name=? AND version=?",
+        (row["pipeline"], row["pipeline_version"]),
+    )
     return json.loads(found["definition"]) if found else None
 
 
