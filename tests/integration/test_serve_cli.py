@@ -201,3 +201,29 @@ def test_amlops_token_without_a_workspace_says_to_deploy_first(tmp_path):
     proc = amlops("token", "--root", str(tmp_path))
     assert proc.returncode == 2 and "run 'make deploy' first" in proc.stderr
     assert not (tmp_path / "ws").exists()
+
+
+def test_runs_show_prints_the_document_the_service_answers(repo):
+    log = repo / "serve.log"
+    proc = serve(repo, log, "--port", "0", "--no-schedules")
+    try:
+        url = proc.stdout.readline().split(" on ")[1].split()[0]
+        run_id = post(url + SUBMIT + "toy", repo, {"ParameterAssignments": {"seed": 9}})["Id"]
+        until(lambda: run_status(url, repo, run_id) == "Completed", "the toy run")
+        served = request(f"{url}/pipelines/v1.0/PipelineRuns/{run_id}", repo)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        proc.stdout.close()
+    shown = amlops("runs", "show", run_id, "--json", "--root", str(repo))
+    assert shown.returncode == 0, shown.stderr
+    printed = json.loads(shown.stdout)
+    # The one difference: the address of the service, which the CLI takes from config.
+    assert printed.pop("RunUrl").endswith(f"/pipelines/v1.0/PipelineRuns/{run_id}")
+    assert served.pop("RunUrl") == f"{url}/pipelines/v1.0/PipelineRuns/{run_id}"
+    assert printed == served
+    assert printed["StepRuns"][0]["Why"] == ["no earlier run of this step"]
+
+    text = amlops("runs", "show", run_id, "--root", str(repo)).stdout
+    assert text.startswith(f"run {run_id}: Completed in ")
+    assert "  a: Completed" in text and "      why: no earlier run of this step" in text

@@ -46,12 +46,14 @@ def _duration(start: float | None, end: float | None) -> float | None:
 def run_row(store: Store, run_id: str):
     row = store.one("SELECT * FROM runs WHERE run_id=?", (run_id,))
     if row is None:
-        raise NotFound(f"run {run_id!r} not found (see: GET {API}/PipelineRuns)")
+        raise NotFound(
+            f"run {run_id!r} not found (see: amlops runs list, or GET {API}/PipelineRuns)"
+        )
     return row
 
 
 def run_document(store: Store, ws: LocalWorkspace, row, base_url: str) -> dict[str, Any]:
-    """A run as POST answers it and GET shows it."""
+    """A run as POST answers it, GET shows it and ``amlops runs show`` prints it."""
     origin = json.loads(row["origin"] or '{"type": "SDK"}')
     steps = store.all("SELECT * FROM step_runs WHERE run_id=? ORDER BY seq", (row["run_id"],))
     tags = {"run_type": origin["type"]}
@@ -71,6 +73,8 @@ def run_document(store: Store, ws: LocalWorkspace, row, base_url: str) -> dict[s
         "PipelineName": row["pipeline"],
         "PipelineEndpointName": origin.get("endpoint"),
         "PipelineVersion": origin.get("version"),
+        # The built version (deploy's build stage) it ran; None for a pipeline never built.
+        "PipelineBuildVersion": row["pipeline_version"],
         "ParameterAssignments": json.loads(row["parameters"]),
         "RunType": origin["type"],
         "ScheduleId": origin.get("schedule_id"),
@@ -94,6 +98,7 @@ def _step_document(ws: LocalWorkspace, s) -> dict[str, Any]:
         "Outputs": {k: str(ws.abs(v)) for k, v in json.loads(s["outputs"]).items()},
         "LogFolder": str(ws.abs(s["folder"])) if s["folder"] else None,
         "Summary": json.loads(s["summary"]) if s["summary"] else None,
+        "Why": json.loads(s["why"]) if s["why"] else [],  # why it ran, or what it reused
     }
 
 
