@@ -43,8 +43,8 @@ def test_a_run_of_an_older_endpoint_version_records_that_version(toy):
     backend.build([toy.pipeline()], plan=False)
     backend.publish([toy.pipeline()], plan=False)  # endpoint version "1": build 2
     service = LocalService(backend.ws.root)  # not started: submit only queues
-    old, _ = service.submit("toy", "0", {}, {"type": "HTTP", "experiment": "e"})
-    new, _ = service.submit("toy", None, {}, {"type": "HTTP", "experiment": "e"})
+    old, _, _ = service.submit("toy", "0", {}, {"type": "HTTP", "experiment": "e"})
+    new, _, _ = service.submit("toy", None, {}, {"type": "HTTP", "experiment": "e"})
     assert (_version(backend, old), _version(backend, new)) == (1, 2)
 
 
@@ -61,7 +61,7 @@ def test_runs_from_before_versions_were_recorded_get_theirs_on_upgrade(toy):
     backend.build([toy.pipeline()], plan=False)
     backend.publish([toy.pipeline()], plan=False)
     by_deploy = backend.run(toy.pipeline())
-    by_endpoint, _ = LocalService(backend.ws.root).submit("toy", "0", {}, {"type": "HTTP"})
+    by_endpoint, _, _ = LocalService(backend.ws.root).submit("toy", "0", {}, {"type": "HTTP"})
     backend.close()
     with sqlite3.connect(backend.ws.db_path) as db:  # as a workspace of schema version 3 was
         db.execute("UPDATE runs SET pipeline_version = NULL")

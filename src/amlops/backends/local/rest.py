@@ -165,10 +165,17 @@ class RestServer:
         origin = {"type": "HTTP", "experiment": body["ExperimentName"]}
         if body.get("Description"):
             origin["description"] = body["Description"]
-        run_id, _ = self.service.submit(name, version, parameters, origin)
-        return self.read(
-            lambda store, ws: views.run_document(store, ws, views.run_row(store, run_id), self.url)
+        ws = self.service.ws
+        _, _, document = self.service.submit(
+            name,
+            version,
+            parameters,
+            origin,
+            lambda store, run_id: views.run_document(
+                store, ws, views.run_row(store, run_id), self.url
+            ),
         )
+        return document
 
 
 # --- the app ---------------------------------------------------------------------------------

@@ -337,6 +337,7 @@ def step_detail(store: Store, ws: LocalWorkspace, run_id: str, step: str) -> dic
         "command": command,
         "outputs": outputs,
         "summary": json.loads(row["summary"]) if row["summary"] else None,
+        "why": json.loads(row["why"]) if row["why"] else [],  # why it ran, or what it reused
     }
 
 
