@@ -165,9 +165,9 @@ class Run:
         from amlops.telemetry import telemetry_off
 
         telemetry_off(os.environ)
-        import mlflow
+        from amlops.runtime import mlflow_client
 
-        client = mlflow.MlflowClient(tracking_uri=ws.mlflow_uri)
+        client = mlflow_client(ws.mlflow_lock, ws.mlflow_uri)
         experiments = [e.experiment_id for e in client.search_experiments()]
         reused = {s["step"]: s["reused_from"] for s in self._steps() if s["reused_from"]}
         found: dict[str, dict[str, float]] = {}

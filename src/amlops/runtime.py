@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 PIPELINE_RUN_TAG = "amlops.pipeline_run_id"
@@ -147,10 +148,8 @@ def pipeline_mlflow_run(
     exactly one create it, and one create MLflow's tables in a new workspace (MLflow's
     SQLite store does that on first use and fails when two processes try at once).
     """
-    import mlflow
-
     with _locked(lock):
-        client = mlflow.MlflowClient()  # on a new workspace, this creates MLflow's tables
+        client = _client()
         experiment_id = _experiment_id(client, experiment)
         found = client.search_runs(
             [experiment_id],
@@ -171,8 +170,22 @@ def pipeline_mlflow_run(
         return client, experiment_id, run.info.run_id
 
 
+def mlflow_client(lock: str | Path | None, tracking_uri: str | None = None) -> Any:
+    """An MlflowClient made while holding ``lock`` (a local workspace's ``mlflow.lock``):
+    the first client of a new workspace creates MLflow's tables, and two processes doing
+    that at once fail."""
+    with _locked(lock):
+        return _client(tracking_uri)
+
+
+def _client(tracking_uri: str | None = None) -> Any:
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=tracking_uri)  # a new store creates its tables
+
+
 @contextmanager
-def _locked(path: str | None) -> Iterator[None]:
+def _locked(path: str | Path | None) -> Iterator[None]:
     if not path:
         yield
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 import mlflow
 
@@ -14,12 +15,13 @@ from amlops.backends.local.mlflow_record import (
     REUSED_MLFLOW_RUN_TAG,
     REUSED_STEPS_TAG,
 )
-from amlops.runtime import PIPELINE_RUN_TAG
+from amlops.runtime import PIPELINE_RUN_TAG, mlflow_client
 from amlops.spec import Output, Param, Pipeline, ScriptStep
 
 
 def _client(toy) -> mlflow.MlflowClient:
-    return mlflow.MlflowClient(tracking_uri=toy.backend.ws.mlflow_uri)
+    ws = toy.backend.ws
+    return mlflow_client(ws.mlflow_lock, ws.mlflow_uri)  # not while a run creates the tables
 
 
 def _runs(client, where: str):
@@ -28,10 +30,18 @@ def _runs(client, where: str):
 
 
 def _pipeline_run(client, run_id: str):
-    (found,) = _runs(
-        client, f"tags.`{PIPELINE_RUN_TAG}` = '{run_id}' AND tags.`amlops.kind` = 'pipeline'"
-    )
-    return found
+    """The pipeline run's MLflow run once it has ended: its record finishes after the run
+    returns (the runner does not wait for mlflow's import)."""
+    where = f"tags.`{PIPELINE_RUN_TAG}` = '{run_id}' AND tags.`amlops.kind` = 'pipeline'"
+    deadline = time.monotonic() + 120
+    while True:
+        found = _runs(client, where)
+        if found and found[0].info.status != "RUNNING":
+            (run,) = found
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the MLflow run of {run_id} did not end: {found}")
+        time.sleep(0.2)
 
 
 def _nested(client, parent) -> dict[str, object]:
@@ -146,11 +156,8 @@ def test_the_runner_itself_never_imports_mlflow(toy):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
-    client = _client(toy)
-    (light,) = _runs(
-        client, "tags.`amlops.kind` = 'pipeline' AND attributes.run_name LIKE 'light%'"
-    )
-    assert light.info.status == "FINISHED"  # recorded all the same, before run() returned
+    run_id = toy.backend.store.one("SELECT run_id FROM runs WHERE pipeline='light'")["run_id"]
+    assert _pipeline_run(_client(toy), run_id).info.status == "FINISHED"  # recorded all the same
 
 
 def test_a_run_records_the_built_pipeline_version_it_ran(toy):

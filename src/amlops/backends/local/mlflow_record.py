@@ -12,8 +12,12 @@ process when a run starts and tells it, one JSON line at a time on its stdin, wh
   A reused step's nested run is tagged ``amlops.reused_from`` with the step run it reused
   and ``amlops.reused_mlflow_run_id`` with that step's MLflow run.
 - ``end``: the pipeline's status and end time. The helper ends the MLflow run with them and
-  exits; the runner waits for that. Should the runner die without saying, the closed stdin
-  ends the run as KILLED.
+  exits. Should the runner die without saying, the closed stdin ends the run as KILLED.
+
+The runner does not wait for the helper: a run whose steps were all reused takes a tenth of
+a second, and importing mlflow takes seconds. So the MLflow run may still show RUNNING for
+those seconds after the pipeline run has returned; its end time is the pipeline's all the
+same. What the helper printed, an error included, is in the run folder's ``mlflow.txt``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any
 
 from amlops.runtime import MLFLOW_LOCK_VARIABLE, MLFLOW_PARENT_TAG, PIPELINE_RUN_TAG
 
@@ -39,9 +43,7 @@ REUSED_STEPS_TAG = "amlops.reused_steps"  # on the pipeline's run: which steps w
 class MlflowRecord:
     """The runner's handle on the helper process; safe to call from the step threads."""
 
-    def __init__(self, env: dict[str, str], log: Path, progress: TextIO):
-        self._log = log
-        self._progress = progress
+    def __init__(self, env: dict[str, str], log: Path):
         self._lock = threading.Lock()
         with open(log, "wb") as out:
             # Its own session: Ctrl-C stops the run's steps, not the record of how it ended.
@@ -79,19 +81,15 @@ class MlflowRecord:
         )  # fmt: skip
 
     def end(self, status: str, end_time: float) -> None:
-        """Say how the run ended and wait until MLflow has it."""
+        """Say how the run ended; the helper finishes on its own."""
         self._send(event="end", status=status, time=end_time)
         with self._lock:
             if self._stdin is not None:
                 self._stdin.close()
                 self._stdin = None
-        if self._proc.wait() != 0:
-            print(
-                f"warning: the run's MLflow record failed (exit {self._proc.returncode}); "
-                f"see {self._log}",
-                file=self._progress,
-                flush=True,
-            )
+        # Reaped in the background while this process lives (a service, a notebook); when it
+        # exits first (the CLI), the helper, in its own session, carries on alone.
+        threading.Thread(target=self._proc.wait, daemon=True).start()
 
     def _send(self, **event: Any) -> None:
         line = (json.dumps(event, default=str) + "\n").encode()

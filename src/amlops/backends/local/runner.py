@@ -283,7 +283,7 @@ class Runner:
                 tags[f"amlops.{key}"] = str(origin[key])
         if request.tags.get("git_commit"):
             tags["mlflow.source.git.commit"] = request.tags["git_commit"]
-        record = MlflowRecord(env, run_dir / "mlflow.txt", self.progress)
+        record = MlflowRecord(env, run_dir / "mlflow.txt")
         experiment = request.experiment or request.pipeline.name
         record.start(run_id, experiment, values, tags)
         return record
