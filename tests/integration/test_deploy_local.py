@@ -137,7 +137,7 @@ def test_plan_changes_nothing(deployed):
     db = root / ".amlops" / "metadata.db"
     before = _counts(db)
     proc = run_deploy(root, "--plan", "--param", "train.n_estimators=50")
-    assert "train: WouldRun" in proc.stdout and "prep: WouldReuse" in proc.stdout
+    assert "train: WouldRun" in proc.stdout and "prep: WouldReuse (of train_" in proc.stdout
     assert "would change" in proc.stdout
     assert _counts(db) == before
 
