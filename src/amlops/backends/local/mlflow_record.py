@@ -91,6 +91,10 @@ class MlflowRecord:
         # exits first (the CLI), the helper, in its own session, carries on alone.
         threading.Thread(target=self._proc.wait, daemon=True).start()
 
+    def wait(self) -> int:
+        """Until MLflow has all of the run (for a caller that reads MLflow next); its exit code."""
+        return self._proc.wait()
+
     def _send(self, **event: Any) -> None:
         line = (json.dumps(event, default=str) + "\n").encode()
         with self._lock:

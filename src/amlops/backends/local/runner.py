@@ -160,6 +160,7 @@ class Runner:
         # Shared by runs executing side by side (the service's): a step process holds one
         # slot while it runs, so all runs together start no more step processes than slots.
         self.step_slots = step_slots or nullcontext()
+        self.mlflow_record: MlflowRecord | None = None  # the last run's, once it has started
 
     def run(self, request: RunRequest) -> RunResult:
         return self.execute(self.submit(request), request)
@@ -221,7 +222,7 @@ class Runner:
                 (RUNNING, time.time(), run_id),
             )
         self._say(f"run {run_id}: {len(steps)} steps")
-        mlflow = self._mlflow_record(run_id, run_dir, request, values)
+        mlflow = self.mlflow_record = self._mlflow_record(run_id, run_dir, request, values)
         run = _RunState(request, run_id, run_dir, values, env_hashes, len(steps), mlflow)
         finished: dict[str, StepResult] = {}
         error: str | None = None
