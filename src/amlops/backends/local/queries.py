@@ -348,7 +348,14 @@ def print_logs(
     shown: set[Path] = set()
     while True:
         for name in [step] if step else names:
-            folder = reader.ws.runs / run_id / name
+            with reader._lock:
+                row = reader.store.one(
+                    "SELECT * FROM step_runs WHERE run_id=? AND step=?", (run_id, name)
+                )
+                folder, logs_from = views.log_folder(reader.store, reader.ws, row)
+            if folder is None:
+                continue  # not started yet
+            reused = f" (reused from {logs_from})" if logs_from else ""
             for log in LOG_FILES:
                 file = folder / log
                 if not file.is_file():
@@ -359,7 +366,7 @@ def print_logs(
                     offsets[file] = fh.tell()
                 if text:
                     if file not in shown:
-                        out.write(f"==> {name}/{log} <==\n")
+                        out.write(f"==> {name}/{log}{reused} <==\n")
                         shown.add(file)
                     out.write(text.decode(errors="replace"))
                     out.flush()

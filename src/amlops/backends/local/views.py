@@ -284,7 +284,7 @@ def _step_row(store: Store, run_id: str, step: str):
     return row
 
 
-def _log_folder(store: Store, ws: LocalWorkspace, row) -> tuple[Path | None, str | None]:
+def log_folder(store: Store, ws: LocalWorkspace, row) -> tuple[Path | None, str | None]:
     """Where the step's logs are: its own folder, or the one of the step run it reused."""
     if row["folder"]:
         return ws.abs(row["folder"]), None
@@ -301,7 +301,7 @@ def _log_folder(store: Store, ws: LocalWorkspace, row) -> tuple[Path | None, str
 def step_detail(store: Store, ws: LocalWorkspace, run_id: str, step: str) -> dict[str, Any]:
     """A step run: status, reuse, outputs (with the files in them), its command, log sizes."""
     row = _step_row(store, run_id, step)
-    folder, logs_from = _log_folder(store, ws, row)
+    folder, logs_from = log_folder(store, ws, row)
     command = None
     if folder is not None and (folder / "command.json").is_file():
         argv = json.loads((folder / "command.json").read_text())
@@ -349,7 +349,7 @@ def log_chunk(
     if stream not in LOG_STREAMS:
         raise NotFound(f"no log {stream!r} (logs: {', '.join(LOG_STREAMS)})")
     row = _step_row(store, run_id, step)
-    folder, _ = _log_folder(store, ws, row)
+    folder, _ = log_folder(store, ws, row)
     finished = row["status"] in FINISHED or row["reused_from"] is not None
     path = folder / f"{stream}.txt" if folder else None
     if path is None or not path.is_file():
