@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 
 import mlflow
 
@@ -14,6 +13,7 @@ from amlops.backends.local.mlflow_record import (
     REUSED_FROM_TAG,
     REUSED_MLFLOW_RUN_TAG,
     REUSED_STEPS_TAG,
+    wait_for_records,
 )
 from amlops.runtime import PIPELINE_RUN_TAG, mlflow_client
 from amlops.spec import Output, Param, Pipeline, ScriptStep
@@ -29,19 +29,13 @@ def _runs(client, where: str):
     return client.search_runs(experiments, filter_string=where)
 
 
-def _pipeline_run(client, run_id: str):
-    """The pipeline run's MLflow run once it has ended: its record finishes after the run
+def _pipeline_run(toy, run_id: str):
+    """The pipeline run's MLflow run, once its record has finished: that is after the run
     returns (the runner does not wait for mlflow's import)."""
+    wait_for_records(toy.backend.ws.mlflow_records)
     where = f"tags.`{PIPELINE_RUN_TAG}` = '{run_id}' AND tags.`amlops.kind` = 'pipeline'"
-    deadline = time.monotonic() + 120
-    while True:
-        found = _runs(client, where)
-        if found and found[0].info.status != "RUNNING":
-            (run,) = found
-            return run
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the MLflow run of {run_id} did not end: {found}")
-        time.sleep(0.2)
+    (run,) = _runs(_client(toy), where)
+    return run
 
 
 def _nested(client, parent) -> dict[str, object]:
@@ -58,7 +52,7 @@ def test_a_pipeline_run_is_an_mlflow_run_with_its_parameters_and_nested_steps(to
     result = toy.backend.run(toy.pipeline(), {"seed": 7})
     client = _client(toy)
 
-    parent = _pipeline_run(client, result.run_id)
+    parent = _pipeline_run(toy, result.run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.params == {"seed": "7", "alpha": "0.5"}
     assert parent.data.tags["amlops.pipeline"] == "toy"
@@ -77,7 +71,7 @@ def test_a_failed_pipeline_ends_its_mlflow_run_failed(toy):
     assert result.status == "Failed"
     client = _client(toy)
 
-    parent = _pipeline_run(client, result.run_id)
+    parent = _pipeline_run(toy, result.run_id)
     assert parent.info.status == "FAILED"
     assert parent.info.end_time == _times(toy, result.run_id)[1]
     steps = _nested(client, parent)
@@ -90,8 +84,8 @@ def test_reused_steps_are_marked_and_point_at_the_run_they_reused(toy):
     assert all(s.reused for s in second.steps)
     client = _client(toy)
 
-    original = _nested(client, _pipeline_run(client, first.run_id))
-    parent = _pipeline_run(client, second.run_id)
+    original = _nested(client, _pipeline_run(toy, first.run_id))
+    parent = _pipeline_run(toy, second.run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.tags[REUSED_STEPS_TAG] == "a,b,c"
     for name, run in _nested(client, parent).items():
@@ -129,7 +123,7 @@ def test_a_step_that_logs_to_mlflow_is_the_nested_run_itself(toy):
     assert result.status == "Completed", result.error
     client = _client(toy)
 
-    parent = _pipeline_run(client, result.run_id)
+    parent = _pipeline_run(toy, result.run_id)
     steps = _nested(client, parent)
     assert set(steps) == {"fit", "after"}  # one run per step: the record reused fit's own
     assert steps["fit"].data.metrics == {"rows": 3.0}
@@ -157,7 +151,7 @@ def test_the_runner_itself_never_imports_mlflow(toy):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
     run_id = toy.backend.store.one("SELECT run_id FROM runs WHERE pipeline='light'")["run_id"]
-    assert _pipeline_run(_client(toy), run_id).info.status == "FINISHED"  # recorded all the same
+    assert _pipeline_run(toy, run_id).info.status == "FINISHED"  # recorded all the same
 
 
 def test_a_run_records_the_built_pipeline_version_it_ran(toy):
@@ -168,4 +162,4 @@ def test_a_run_records_the_built_pipeline_version_it_ran(toy):
         "SELECT pipeline_version FROM runs WHERE run_id=?", (result.run_id,)
     )
     assert row["pipeline_version"] == 1
-    assert _pipeline_run(_client(toy), result.run_id).data.tags["amlops.pipeline_version"] == "1"
+    assert _pipeline_run(toy, result.run_id).data.tags["amlops.pipeline_version"] == "1"

@@ -22,6 +22,7 @@ same. What the helper printed, an error included, is in the run folder's ``mlflo
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -43,9 +44,12 @@ REUSED_STEPS_TAG = "amlops.reused_steps"  # on the pipeline's run: which steps w
 class MlflowRecord:
     """The runner's handle on the helper process; safe to call from the step threads."""
 
-    def __init__(self, env: dict[str, str], log: Path):
+    def __init__(self, env: dict[str, str], log: Path, busy: Path):
         self._lock = threading.Lock()
-        with open(log, "wb") as out:
+        with open(log, "wb") as out, open(busy, "a") as held:
+            # A shared lock on ``busy`` the helper inherits and holds until it exits, taken
+            # before it starts: wait_for_records() cannot miss a helper about to start.
+            fcntl.flock(held, fcntl.LOCK_SH)
             # Its own session: Ctrl-C stops the run's steps, not the record of how it ended.
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", __name__],
@@ -54,6 +58,7 @@ class MlflowRecord:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
+                pass_fds=(held.fileno(),),
             )
         self._stdin: IO[bytes] | None = self._proc.stdin
 
@@ -105,6 +110,14 @@ class MlflowRecord:
                 self._stdin.flush()
             except OSError:  # the helper died; end() reports it
                 self._stdin = None
+
+
+def wait_for_records(busy: Path) -> None:
+    """Until every MLflow record of a workspace (``busy``: its ``mlflow.records``) has
+    finished: for a caller about to read MLflow, or to delete the workspace."""
+    if busy.exists():
+        with open(busy, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # granted once no helper holds it shared
 
 
 # --- the helper process ----------------------------------------------------------------------

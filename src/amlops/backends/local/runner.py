@@ -284,7 +284,7 @@ class Runner:
                 tags[f"amlops.{key}"] = str(origin[key])
         if request.tags.get("git_commit"):
             tags["mlflow.source.git.commit"] = request.tags["git_commit"]
-        record = MlflowRecord(env, run_dir / "mlflow.txt")
+        record = MlflowRecord(env, run_dir / "mlflow.txt", self.ws.mlflow_records)
         experiment = request.experiment or request.pipeline.name
         record.start(run_id, experiment, values, tags)
         return record

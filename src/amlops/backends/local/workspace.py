@@ -48,6 +48,11 @@ class LocalWorkspace:
         return self.root / "mlflow.lock"
 
     @property
+    def mlflow_records(self) -> Path:
+        """Held (shared) by each run's MLflow record while it works (mlflow_record.py)."""
+        return self.root / "mlflow.records"
+
+    @property
     def mlflow_artifacts(self) -> Path:
         return self.root / "mlartifacts"
 
