@@ -101,7 +101,7 @@ def mlflow_run(tags: dict[str, str] | None = None) -> Iterator[Any]:
         with mlflow.start_run(tags={**step_tags, **(tags or {})}) as run:
             yield run
         return
-    client, experiment_id, parent_id = pipeline_mlflow_run(
+    _, experiment_id, parent_id = pipeline_mlflow_run(
         ctx.experiment or "default",
         ctx.pipeline_run_id or "",
         git_commit=ctx.git_commit,
