@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from amlops.backends.local.mlflow_record import wait_for_records
+from amlops.backends.local.workspace import LocalWorkspace
+from amlops.runtime import PIPELINE_RUN_TAG, mlflow_client
 from amlops.spec import Output, Pipeline, ScriptStep
 
 SUBMIT = "/pipelines/v1.0/PipelineRuns/PipelineEndpointSubmit/Name/"
@@ -111,6 +114,14 @@ def test_serve_answers_on_the_port_it_prints_and_sigterm_cancels_the_run_in_prog
     proc.stdout.close()
     err = log.read_text()
     assert "canceling the runs in progress" in err
+    # MLflow has the canceled run as KILLED, with its end time.
+    workspace = LocalWorkspace(repo / "ws")
+    wait_for_records(workspace.mlflow_records)
+    client = mlflow_client(workspace.mlflow_lock, workspace.mlflow_uri)
+    where = f"tags.`{PIPELINE_RUN_TAG}` = '{napping}' AND tags.`amlops.kind` = 'pipeline'"
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    (killed,) = client.search_runs(experiments, filter_string=where)
+    assert killed.info.status == "KILLED" and killed.info.end_time is not None
     # Nothing is left Running: the step was stopped and its run recorded as Canceled; the
     # queued run waits for the next start.
     restarted = serve(repo, log, "--port", "0", "--no-schedules")
