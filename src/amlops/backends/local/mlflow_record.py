@@ -108,7 +108,7 @@ class MlflowRecord:
             try:
                 self._stdin.write(line)
                 self._stdin.flush()
-            except OSError:  # the helper died; end() reports it
+            except OSError:  # the helper died: why is in the run folder's mlflow.txt
                 self._stdin = None
 
 
