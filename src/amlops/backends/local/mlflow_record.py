@@ -228,6 +228,9 @@ def main() -> int:
         return 0  # the runner stopped before the run started
     from amlops.telemetry import telemetry_off
 
+    # Bookkeeping: seconds of importing mlflow that should not slow the run's own steps (or
+    # the runner) when the cores are busy.
+    os.nice(10)
     telemetry_off(os.environ)
     recorder = _Recorder(json.loads(first))
     for line in lines:
