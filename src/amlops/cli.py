@@ -398,7 +398,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
-        print(queries.render_table(rows) if args.verb == "list" else queries.render_record(rows))
+        print(queries.render(args.command, args.verb, rows))
     return 0
 
 

@@ -180,6 +180,8 @@ def _run_stage(
                         "status": "WouldReuse" if d.reuses else "WouldRun",
                         "reused": bool(d.reuses),
                         "why": list(d.why),
+                        # The step run it would reuse: the same key a run's reuse has.
+                        **({"reused_from": d.reuses} if d.reuses else {}),
                     }
                     for d in decisions
                 ]
@@ -272,7 +274,8 @@ def render(manifest: Manifest) -> str:
             head += f" {run['run_id']}: {run['status']}"
         lines.append(head)
         for s in run["steps"]:
-            note = f" (reused from {s['reused_from']})" if s.get("reused_from") else ""
+            verb = "of" if s["status"] == "WouldReuse" else "reused from"
+            note = f" ({verb} {s['reused_from']})" if s.get("reused_from") else ""
             lines.append(f"  {s['name']}: {s['status']}{note}")
             if not s["reused"] and s.get("why"):
                 lines.append("    why: " + "; ".join(s["why"]))

@@ -112,12 +112,17 @@ class Run:
             from amlops.backends.local.runner import Runner
 
             store = self.workspace._workspace().open_store()
+            runner = Runner(self.workspace._workspace(), store, self._log)
             try:
-                Runner(self.workspace._workspace(), store, self._log).execute(self.id, request)
+                runner.execute(self.id, request)
             except BaseException as exc:  # noqa: BLE001 (kept for wait_for_completion)
                 self._error = exc
             finally:
                 store.close()
+                if runner.mlflow_record is not None:
+                    # wait_for_completion returns once MLflow has the whole run too, so
+                    # get_metrics() right after sees every step (its record finishes last).
+                    runner.mlflow_record.wait()
 
         self._thread = threading.Thread(target=execute, name=f"run-{self.id}", daemon=True)
         self._thread.start()
@@ -165,9 +170,9 @@ class Run:
         from amlops.telemetry import telemetry_off
 
         telemetry_off(os.environ)
-        import mlflow
+        from amlops.runtime import mlflow_client
 
-        client = mlflow.MlflowClient(tracking_uri=ws.mlflow_uri)
+        client = mlflow_client(ws.mlflow_lock, ws.mlflow_uri)
         experiments = [e.experiment_id for e in client.search_experiments()]
         reused = {s["step"]: s["reused_from"] for s in self._steps() if s["reused_from"]}
         found: dict[str, dict[str, float]] = {}

@@ -33,6 +33,9 @@ from typing import Any
 
 PIPELINE_RUN_TAG = "amlops.pipeline_run_id"
 MLFLOW_PARENT_TAG = "mlflow.parentRunId"  # mlflow/utils/mlflow_tags.py MLFLOW_PARENT_RUN_ID
+# A file of the local workspace: whoever first asks for a pipeline's MLflow run (the runner's
+# record or a step) creates it (and MLflow's tables) while holding a lock on this file.
+MLFLOW_LOCK_VARIABLE = "AMLOPS_MLFLOW_LOCK"
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,12 @@ def mlflow_run(tags: dict[str, str] | None = None) -> Iterator[Any]:
         with mlflow.start_run(tags={**step_tags, **(tags or {})}) as run:
             yield run
         return
-    client = mlflow.MlflowClient()
-    experiment_id = _experiment_id(client, ctx.experiment or "default")
-    parent_id = _parent_run_id(client, experiment_id, ctx)
+    _, experiment_id, parent_id = pipeline_mlflow_run(
+        ctx.experiment or "default",
+        ctx.pipeline_run_id or "",
+        git_commit=ctx.git_commit,
+        lock=os.environ.get(MLFLOW_LOCK_VARIABLE),
+    )
     step_tags.update({PIPELINE_RUN_TAG: ctx.pipeline_run_id or "", "amlops.kind": "step"})
     step_tags.update(tags or {})
     with mlflow.start_run(
@@ -125,24 +131,69 @@ def _experiment_id(client: Any, name: str) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-def _parent_run_id(client: Any, experiment_id: str, ctx: StepContext) -> str:
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=(
-            f"tags.`{PIPELINE_RUN_TAG}` = '{ctx.pipeline_run_id}' "
-            "AND tags.`amlops.kind` = 'pipeline'"
-        ),
-        max_results=1,
-    )
-    if found:
-        return found[0].info.run_id
-    tags = {PIPELINE_RUN_TAG: ctx.pipeline_run_id or "", "amlops.kind": "pipeline"}
-    if ctx.git_commit:
-        tags["mlflow.source.git.commit"] = ctx.git_commit
-    parent = client.create_run(experiment_id, run_name=ctx.pipeline_run_id, tags=tags)
-    # The runner does not load MLflow (start-up cost); the parent is closed as it is opened.
-    client.set_terminated(parent.info.run_id, "FINISHED")
-    return parent.info.run_id
+def pipeline_mlflow_run(
+    experiment: str,
+    pipeline_run_id: str,
+    *,
+    git_commit: str | None = None,
+    start_time_ms: int | None = None,
+    lock: str | None = None,
+) -> tuple[Any, str, str]:
+    """(MlflowClient, experiment id, run id) of a local pipeline run's MLflow run: found by
+    its tag, else created, running.
+
+    The local runner's MLflow record (backends/local/mlflow_record.py) owns that run and
+    ends it with the pipeline's status; a step's ``mlflow_run()`` may ask for it first,
+    since both start at once. ``lock``, the workspace's file all of them are given, lets
+    exactly one create it, and one create MLflow's tables in a new workspace (MLflow's
+    SQLite store does that on first use and fails when two processes try at once).
+    """
+    with _locked(lock):
+        client = _client()
+        experiment_id = _experiment_id(client, experiment)
+        found = client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}' "
+                "AND tags.`amlops.kind` = 'pipeline'"
+            ),
+            max_results=1,
+        )
+        if found:
+            return client, experiment_id, found[0].info.run_id
+        tags = {PIPELINE_RUN_TAG: pipeline_run_id, "amlops.kind": "pipeline"}
+        if git_commit:
+            tags["mlflow.source.git.commit"] = git_commit
+        run = client.create_run(
+            experiment_id, start_time=start_time_ms, tags=tags, run_name=pipeline_run_id
+        )
+        return client, experiment_id, run.info.run_id
+
+
+def mlflow_client(lock: str | Path | None, tracking_uri: str | None = None) -> Any:
+    """An MlflowClient made while holding ``lock`` (a local workspace's ``mlflow.lock``):
+    the first client of a new workspace creates MLflow's tables, and two processes doing
+    that at once fail."""
+    with _locked(lock):
+        return _client(tracking_uri)
+
+
+def _client(tracking_uri: str | None = None) -> Any:
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=tracking_uri)  # a new store creates its tables
+
+
+@contextmanager
+def _locked(path: str | Path | None) -> Iterator[None]:
+    if not path:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def aliased_version(client, model_name: str, alias: str, *, step: str):

@@ -137,7 +137,7 @@ def test_plan_changes_nothing(deployed):
     db = root / ".amlops" / "metadata.db"
     before = _counts(db)
     proc = run_deploy(root, "--plan", "--param", "train.n_estimators=50")
-    assert "train: WouldRun" in proc.stdout and "prep: WouldReuse" in proc.stdout
+    assert "train: WouldRun" in proc.stdout and "prep: WouldReuse (of train_" in proc.stdout
     assert "would change" in proc.stdout
     assert _counts(db) == before
 
@@ -164,8 +164,8 @@ def test_inspection_cli_lists_runs_datasets_and_models(deployed):
     run_id = manifest["runs"][0]["run_id"]
     assert run_id in amlops("runs", "list")
     shown = json.loads(amlops("runs", "show", run_id, "--json"))
-    assert [s["name"] for s in shown["steps"]][:2] == ["prep", "train"]
-    assert Path(shown["steps"][0]["logs"], "stdout.txt").exists()
+    assert [s["Name"] for s in shown["StepRuns"]][:2] == ["prep", "train"]
+    assert Path(shown["StepRuns"][0]["LogFolder"], "stdout.txt").exists()
     assert "production" in amlops("models", "list")
     missing = subprocess.run(
         [sys.executable, "-m", "amlops.cli", "runs", "show", "nope", "--root", str(root)],

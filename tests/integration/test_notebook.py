@@ -9,6 +9,7 @@ import pytest
 
 from amlops import Workspace
 from amlops.errors import ConfigError
+from amlops.runtime import PIPELINE_RUN_TAG, mlflow_client
 
 PIPELINE = """
 from pathlib import Path
@@ -72,6 +73,13 @@ def test_submit_wait_metrics_and_outputs(repo, monkeypatch, capsys):
     again = ws.submit("fitting", parameters={"alpha": 0.8})
     assert again.wait_for_completion(timeout=300) == "Completed"
     assert again.get_metrics() == {"fit": {"r2": 0.4}}  # a reused step's, from its original
+    # Waiting includes MLflow: the run, every step reused, is already ended there.
+    client = mlflow_client(repo / "ws" / "mlflow.lock", f"sqlite:///{repo / 'ws' / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    where = f"tags.`{PIPELINE_RUN_TAG}` = '{again.id}' AND tags.`amlops.kind` = 'pipeline'"
+    (pipeline_run,) = client.search_runs(experiments, filter_string=where)
+    assert pipeline_run.info.status == "FINISHED"
+    assert pipeline_run.data.tags["amlops.reused_steps"] == "fit"
     assert ws.get_run(run.id).get_status() == "Completed"
     row = json.loads((repo / "ws" / "runs" / run.id / "fit" / "command.json").read_text())
     assert row[row.index("--alpha") + 1] == "0.8"

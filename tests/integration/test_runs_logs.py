@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from amlops.spec import Output, Pipeline, ScriptStep
+
 CHATTY = """\
 import sys, time
 for i in range(3):
@@ -18,6 +20,8 @@ print("a warning", file=sys.stderr, flush=True)
 RUN = """\
 import sys
 from pathlib import Path
+
+from amlops.spec import Output, Pipeline, ScriptStep
 from amlops.backends.local.backend import LocalBackend
 from amlops.spec import Output, Pipeline, ScriptStep
 
@@ -75,3 +79,21 @@ def test_follow_prints_lines_as_a_running_step_writes_them(toy):
         "==> talk/stdout.txt <==", "line 0", "line 1", "line 2",
         "==> talk/stderr.txt <==", "a warning",
     ]  # fmt: skip
+
+
+def test_a_reused_step_shows_the_logs_of_the_run_it_reused(toy):
+    root = toy.root
+    (root / "config").mkdir()
+    (root / "config" / "local.yml").write_text("workspace:\n  path: ws\n")
+    (root / "steps" / "talk").mkdir()
+    (root / "steps" / "talk" / "main.py").write_text(CHATTY)
+    talk = Pipeline(
+        "chatty", [ScriptStep("talk", root / "steps" / "talk", arguments=["--out", Output("o")])]
+    )
+    first = toy.backend.run(talk)
+    second = toy.backend.run(talk)
+    assert second.steps[0].reused
+    proc = amlops(root, "runs", "logs", second.run_id, "talk")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"==> talk/stdout.txt (reused from {first.run_id}/talk) <==\n")
+    assert "line 2" in proc.stdout

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from amlops.backends.local.mlflow_record import wait_for_records
+from amlops.backends.local.workspace import LocalWorkspace
+from amlops.runtime import PIPELINE_RUN_TAG, mlflow_client
 from amlops.spec import Output, Pipeline, ScriptStep
 
 SUBMIT = "/pipelines/v1.0/PipelineRuns/PipelineEndpointSubmit/Name/"
@@ -111,6 +114,14 @@ def test_serve_answers_on_the_port_it_prints_and_sigterm_cancels_the_run_in_prog
     proc.stdout.close()
     err = log.read_text()
     assert "canceling the runs in progress" in err
+    # MLflow has the canceled run as KILLED, with its end time.
+    workspace = LocalWorkspace(repo / "ws")
+    wait_for_records(workspace.mlflow_records)
+    client = mlflow_client(workspace.mlflow_lock, workspace.mlflow_uri)
+    where = f"tags.`{PIPELINE_RUN_TAG}` = '{napping}' AND tags.`amlops.kind` = 'pipeline'"
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    (killed,) = client.search_runs(experiments, filter_string=where)
+    assert killed.info.status == "KILLED" and killed.info.end_time is not None
     # Nothing is left Running: the step was stopped and its run recorded as Canceled; the
     # queued run waits for the next start.
     restarted = serve(repo, log, "--port", "0", "--no-schedules")
@@ -201,3 +212,29 @@ def test_amlops_token_without_a_workspace_says_to_deploy_first(tmp_path):
     proc = amlops("token", "--root", str(tmp_path))
     assert proc.returncode == 2 and "run 'make deploy' first" in proc.stderr
     assert not (tmp_path / "ws").exists()
+
+
+def test_runs_show_prints_the_document_the_service_answers(repo):
+    log = repo / "serve.log"
+    proc = serve(repo, log, "--port", "0", "--no-schedules")
+    try:
+        url = proc.stdout.readline().split(" on ")[1].split()[0]
+        run_id = post(url + SUBMIT + "toy", repo, {"ParameterAssignments": {"seed": 9}})["Id"]
+        until(lambda: run_status(url, repo, run_id) == "Completed", "the toy run")
+        served = request(f"{url}/pipelines/v1.0/PipelineRuns/{run_id}", repo)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        proc.stdout.close()
+    shown = amlops("runs", "show", run_id, "--json", "--root", str(repo))
+    assert shown.returncode == 0, shown.stderr
+    printed = json.loads(shown.stdout)
+    # The one difference: the address of the service, which the CLI takes from config.
+    assert printed.pop("RunUrl").endswith(f"/pipelines/v1.0/PipelineRuns/{run_id}")
+    assert served.pop("RunUrl") == f"{url}/pipelines/v1.0/PipelineRuns/{run_id}"
+    assert printed == served
+    assert printed["StepRuns"][0]["Why"] == ["no earlier run of this step"]
+
+    text = amlops("runs", "show", run_id, "--root", str(repo)).stdout
+    assert text.startswith(f"run {run_id}: Completed in ")
+    assert "  a: Completed" in text and "      why: no earlier run of this step" in text

@@ -198,6 +198,7 @@ def test_the_page_shows_endpoints_schedules_runs_a_graph_and_logs(repo, tmp_path
     # The step: its logs, its outputs and the command it was given.
     assert "epoch 1: loss 1.000" in seen["stdout"] and "epoch 5: loss 0.200" in seen["stdout"]
     assert "model.txt" in seen["stepPanel"] and "--epochs 5" in seen["stepPanel"]
+    assert "Why it ran" in seen["stepPanel"] and "parameter epochs: 3 -> 5" in seen["stepPanel"]
     assert seen["hash"] == f"#/runs/{second['Id']}/train"
     assert seen["consoleErrors"] == []
     assert shot.stat().st_size > 10_000

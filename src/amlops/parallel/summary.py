@@ -58,26 +58,33 @@ class Tally:
 
 
 class Progress:
-    """A line on stderr at most every ``every`` seconds: mini-batches done/total and items/s."""
+    """A line on stderr at most every ``every`` seconds: mini-batches done/total and items/s.
 
-    def __init__(self, total_estimate: int, every: float = 1.0):
+    A line that says nothing new (workers still loading a model) waits ``unchanged_every``
+    seconds: often enough to show the step is alive, not so often it buries the log.
+    """
+
+    def __init__(self, total_estimate: int, every: float = 1.0, unchanged_every: float = 15.0):
         self.total = total_estimate
         self.every = every
+        self.unchanged_every = unchanged_every
         self.last = time.monotonic()
+        self.said = ""
 
     def tick(self, t: Tally, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self.last < self.every:
             return
-        self.last = now
         total = max(self.total, t.mini_batches)
-        print(
+        counts = (
             f"[parallel] mini-batches {t.mini_batches}/{total} | items {t.items} "
-            f"({t.items_per_s():,.0f}/s) | failed {t.items_failed} items, "
-            f"{t.mini_batches_failed} mini-batches | retries {t.retries}",
-            file=sys.stderr,
-            flush=True,
+            "({rate}/s) | failed "
+            f"{t.items_failed} items, {t.mini_batches_failed} mini-batches | retries {t.retries}"
         )
+        if not force and counts == self.said and now - self.last < self.unchanged_every:
+            return
+        self.last, self.said = now, counts
+        print(counts.format(rate=f"{t.items_per_s():,.0f}"), file=sys.stderr, flush=True)
 
 
 def document(

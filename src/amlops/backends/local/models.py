@@ -65,9 +65,10 @@ def _from_client(ws: LocalWorkspace) -> list[dict[str, Any]]:
     from amlops.telemetry import telemetry_off
 
     telemetry_off(os.environ)
-    import mlflow  # seconds to import: only for a registry the tables above do not describe
+    # Seconds to import mlflow: only for a registry the tables above do not describe.
+    from amlops.runtime import mlflow_client
 
-    client = mlflow.MlflowClient(tracking_uri=ws.mlflow_uri)
+    client = mlflow_client(ws.mlflow_lock, ws.mlflow_uri)
     found = []
     for model in client.search_registered_models():
         for version in client.search_model_versions(f"name='{model.name}'"):

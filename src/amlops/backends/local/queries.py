@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from amlops.backends.local import views
 from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import LocalWorkspace
 from amlops.errors import ConfigError
@@ -86,35 +87,10 @@ def _runs(backend: WorkspaceReader, verb: str, args: Namespace) -> Any:
                 }
             )
         return out
-    run = store.one("SELECT * FROM runs WHERE run_id=?", (args.name,))
-    if run is None:
-        raise ConfigError(f"run {args.name!r} not found (see: amlops runs list)")
-    steps = store.all("SELECT * FROM step_runs WHERE run_id=? ORDER BY seq", (args.name,))
-    return {
-        "run_id": run["run_id"],
-        "pipeline": run["pipeline"],
-        "status": run["status"],
-        "parameters": json.loads(run["parameters"]),
-        "started": _when(run["start_time"]),
-        "duration_s": _duration(run["start_time"], run["end_time"]),
-        "error": run["error"],
-        "origin": json.loads(run["origin"] or SDK_ORIGIN),
-        "folder": str(backend.ws.runs / run["run_id"]),
-        "steps": [
-            {
-                "name": s["step"],
-                "status": s["status"],
-                "reused_from": s["reused_from"],
-                "exit_code": s["exit_code"],
-                "duration_s": _duration(s["start_time"], s["end_time"]),
-                "outputs": {k: str(backend.ws.abs(v)) for k, v in json.loads(s["outputs"]).items()},
-                "logs": str(backend.ws.abs(s["folder"])) if s["folder"] else None,
-                "summary": json.loads(s["summary"]) if s["summary"] else None,
-                "why": json.loads(s["why"]) if s["why"] else None,
-            }
-            for s in steps
-        ],
-    }
+    # One document for a run, the REST service's: `runs show --json` prints what GET answers.
+    return views.run_document(
+        store, backend.ws, views.run_row(store, args.name), backend.service_url
+    )
 
 
 SDK_ORIGIN = '{"type": "SDK"}'
@@ -282,8 +258,50 @@ def render_table(rows: list[Row]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def render_record(record: Row) -> str:
-    return json.dumps(record, indent=2, default=str)
+def render(noun: str, verb: str, rows: Any) -> str:
+    """What ``amlops <noun> <verb>`` prints without --json."""
+    if verb == "list":
+        return render_table(rows)
+    if noun == "runs":
+        return render_run(rows)
+    return json.dumps(rows, indent=2, default=str)
+
+
+def render_run(doc: Row) -> str:
+    """A run document (views.run_document) for people: status, parameters, and each step
+    with why it ran or what it reused, its outputs and its logs."""
+    status = doc["Status"]
+    head = f"run {doc['Id']}: {status['StatusCode']}"
+    if doc["DurationSeconds"] is not None:
+        head += f" in {doc['DurationSeconds']} s"
+    source = (
+        doc["RunType"]
+        if doc["RunType"] != "Schedule"
+        else f"schedule {doc['tags'].get('schedule')}"
+    )
+    lines = [
+        head,
+        f"  pipeline    {doc['PipelineName']}"
+        + (f" (build v{doc['PipelineBuildVersion']})" if doc["PipelineBuildVersion"] else "")
+        + (f", endpoint version {doc['PipelineVersion']}" if doc["PipelineVersion"] else ""),
+    ]
+    lines.append(f"  started     {status['StartTime'] or '-'} by {source}")
+    lines.append(f"  experiment  {doc['RunHistoryExperimentName']}")
+    if status["StatusDetail"]:
+        lines.append(f"  error       {status['StatusDetail']}")
+    params = doc["ParameterAssignments"]
+    if params:
+        lines.append("  parameters  " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    lines.append("steps:")
+    for step in doc["StepRuns"]:
+        took = f" in {step['DurationSeconds']} s" if step["DurationSeconds"] is not None else ""
+        reused = f", reused from {step['ReusedFrom']}" if step["ReusedFrom"] else ""
+        lines.append(f"  {step['Name']}: {step['StatusCode']}{took}{reused}")
+        lines.extend(f"      why: {why}" for why in step["Why"])
+        lines.extend(f"      output {k}: {v}" for k, v in step["Outputs"].items())
+        if step["LogFolder"]:
+            lines.append(f"      logs: {step['LogFolder']}")
+    return "\n".join(lines)
 
 
 def _cell(value: Any) -> str:
@@ -330,7 +348,14 @@ def print_logs(
     shown: set[Path] = set()
     while True:
         for name in [step] if step else names:
-            folder = reader.ws.runs / run_id / name
+            with reader._lock:
+                row = reader.store.one(
+                    "SELECT * FROM step_runs WHERE run_id=? AND step=?", (run_id, name)
+                )
+                folder, logs_from = views.log_folder(reader.store, reader.ws, row)
+            if folder is None:
+                continue  # not started yet
+            reused = f" (reused from {logs_from})" if logs_from else ""
             for log in LOG_FILES:
                 file = folder / log
                 if not file.is_file():
@@ -341,7 +366,7 @@ def print_logs(
                     offsets[file] = fh.tell()
                 if text:
                     if file not in shown:
-                        out.write(f"==> {name}/{log} <==\n")
+                        out.write(f"==> {name}/{log}{reused} <==\n")
                         shown.add(file)
                     out.write(text.decode(errors="replace"))
                     out.flush()

@@ -44,6 +44,7 @@ from amlops.backends.local import batch_endpoints, endpoints, views
 from amlops.backends.local.endpoints import NotPublished
 from amlops.backends.local.queries import WorkspaceReader
 from amlops.backends.local.service import LocalService
+from amlops.backends.local.store import Store
 from amlops.backends.local.token import ensure_token, matches
 from amlops.errors import AmlopsError, ConfigError
 from amlops.spec import SpecError
@@ -172,10 +173,17 @@ class RestServer:
         origin = {"type": "HTTP", "experiment": body["ExperimentName"]}
         if body.get("Description"):
             origin["description"] = body["Description"]
-        run_id, _ = self.service.submit(name, version, parameters, origin)
-        return self.read(
-            lambda store, ws: views.run_document(store, ws, views.run_row(store, run_id), self.url)
+        ws = self.service.ws
+        _, _, document = self.service.submit(
+            name,
+            version,
+            parameters,
+            origin,
+            lambda store, run_id: views.run_document(
+                store, ws, views.run_row(store, run_id), self.url
+            ),
         )
+        return document
 
     # --- the v2 batch endpoint face (amlops.backends.local.batch_endpoints) -----------------
 
@@ -189,20 +197,24 @@ class RestServer:
         experiment = invocation.experiment if invocation.experiment is not None else name
         _check_experiment(experiment, "properties.properties.experimentName")
         origin = {"type": "HTTP", "experiment": experiment}
-        run_id, _ = self.service.submit(local, version, invocation.parameters, origin)
-        return self.batch_job(name, run_id)
+        _, _, document = self.service.submit(
+            local,
+            version,
+            invocation.parameters,
+            origin,
+            lambda store, run_id: self._job_document(store, name, run_id),
+        )
+        return document
 
     def batch_job(self, name: str, run_id: str) -> dict[str, Any]:
-        def view(store, ws):
-            local = batch_endpoints.local_endpoint(store, name)
-            row = views.run_row(store, run_id)
-            if json.loads(row["origin"] or "{}").get("endpoint") != local:
-                raise views.NotFound(f"batch endpoint {name!r} has no job {run_id!r}")
-            return batch_endpoints.job_document(
-                row, self.url, f"{self.url}{API}/PipelineRuns/{run_id}"
-            )
+        return self.read(lambda store, ws: self._job_document(store, name, run_id))
 
-        return self.read(view)
+    def _job_document(self, store: Store, name: str, run_id: str) -> dict[str, Any]:
+        local = batch_endpoints.local_endpoint(store, name)
+        row = views.run_row(store, run_id)
+        if json.loads(row["origin"] or "{}").get("endpoint") != local:
+            raise views.NotFound(f"batch endpoint {name!r} has no job {run_id!r}")
+        return batch_endpoints.job_document(row, self.url, f"{self.url}{API}/PipelineRuns/{run_id}")
 
     def batch_endpoint(self, name: str | None, arm_path: str, deployments: bool) -> Any:
         def view(store, ws):

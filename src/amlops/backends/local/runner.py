@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amlops.backends.base import RunResult, StepDecision, StepResult
+from amlops.backends.local.mlflow_record import MlflowRecord
 from amlops.backends.local.reuse import fingerprint, notes, reasons, reuse_key
 from amlops.backends.local.step_kinds import Bound, ResolvedInput, command, local_kind
 from amlops.backends.local.step_logs import Echo, failure_message
@@ -26,7 +27,9 @@ from amlops.backends.local.store import Store
 from amlops.backends.local.workspace import LocalWorkspace
 from amlops.content import file_hashes, hash_text, hash_tree, snapshot
 from amlops.errors import ConfigError
+from amlops.runtime import MLFLOW_LOCK_VARIABLE
 from amlops.spec import DataPathParam, DatasetInput, InputRef, Param, Pipeline, Step
+from amlops.specjson import document_fingerprint, pipeline_document
 from amlops.telemetry import telemetry_off
 
 NOT_STARTED, QUEUED, RUNNING = "NotStarted", "Queued", "Running"
@@ -74,6 +77,7 @@ class _RunState:
     values: dict[str, Any]
     env_hashes: dict[str | None, str]
     total: int
+    mlflow: MlflowRecord
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,7 @@ class Runner:
         # Shared by runs executing side by side (the service's): a step process holds one
         # slot while it runs, so all runs together start no more step processes than slots.
         self.step_slots = step_slots or nullcontext()
+        self.mlflow_record: MlflowRecord | None = None  # the last run's, once it has started
 
     def run(self, request: RunRequest) -> RunResult:
         return self.execute(self.submit(request), request)
@@ -176,11 +181,12 @@ class Runner:
                 elif isinstance(item, DataPathParam):
                     self._datapath(item, values)
         run_id = new_run_id(pipeline.name)
+        version = self._built_version(pipeline)
         with self.store.transaction() as db:
             db.execute(
-                "INSERT INTO runs (run_id, pipeline, status, parameters, created_at, origin)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, pipeline.name, QUEUED, json.dumps(values), time.time(),
+                "INSERT INTO runs (run_id, pipeline, pipeline_version, status, parameters,"
+                " created_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, pipeline.name, version, QUEUED, json.dumps(values), time.time(),
                  json.dumps(origin or {"type": "SDK"})),
             )  # fmt: skip
             for seq, step in enumerate(steps):
@@ -189,6 +195,18 @@ class Runner:
                     (run_id, step.name, seq, NOT_STARTED),
                 )
         return run_id
+
+    def _built_version(self, pipeline: Pipeline) -> int | None:
+        """The built version of the pipeline (deploy's build stage) whose definition this is;
+        None for one never built as it is now. Published versions are built ones, so an
+        endpoint's run finds the version its endpoint version froze."""
+        fingerprint = document_fingerprint(pipeline_document(pipeline))
+        row = self.store.one(
+            "SELECT version FROM pipelines WHERE name=? AND fingerprint=?"
+            " ORDER BY version DESC LIMIT 1",
+            (pipeline.name, fingerprint),
+        )
+        return None if row is None else row["version"]
 
     def execute(self, run_id: str, request: RunRequest) -> RunResult:
         """Run a submitted (Queued) run to its end."""
@@ -204,7 +222,8 @@ class Runner:
                 (RUNNING, time.time(), run_id),
             )
         self._say(f"run {run_id}: {len(steps)} steps")
-        run = _RunState(request, run_id, run_dir, values, env_hashes, len(steps))
+        mlflow = self.mlflow_record = self._mlflow_record(run_id, run_dir, request, values)
+        run = _RunState(request, run_id, run_dir, values, env_hashes, len(steps), mlflow)
         finished: dict[str, StepResult] = {}
         error: str | None = None
         status = COMPLETED
@@ -220,11 +239,13 @@ class Runner:
             status, error = FAILED, f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            end_time = time.time()
             with self.store.transaction() as db:
                 db.execute(
                     "UPDATE runs SET status=?, error=?, end_time=? WHERE run_id=?",
-                    (status, error, time.time(), run_id),
+                    (status, error, end_time, run_id),
                 )
+            mlflow.end(status, end_time)
         results = [finished.get(s.name) or StepResult(s.name, NOT_STARTED, False) for s in steps]
         self._say(f"run {run_id}: {status}")
         return RunResult(
@@ -236,6 +257,37 @@ class Runner:
             error=error,
             folder=str(run_dir),
         )
+
+    def _mlflow_record(
+        self, run_id: str, run_dir: Path, request: RunRequest, values: dict[str, Any]
+    ) -> MlflowRecord:
+        """Start the run's MLflow run (in a helper process: the runner never imports mlflow)."""
+        env = _inherited_environment()
+        env.update(
+            {
+                "MLFLOW_TRACKING_URI": self.ws.mlflow_uri,
+                "AMLOPS_MLFLOW_ARTIFACTS": self.ws.mlflow_artifacts.as_uri(),
+                MLFLOW_LOCK_VARIABLE: str(self.ws.mlflow_lock),
+            }
+        )
+        telemetry_off(env)
+        row = self.store.one("SELECT pipeline_version, origin FROM runs WHERE run_id=?", (run_id,))
+        origin = json.loads(row["origin"] or "{}")
+        tags = {
+            "amlops.pipeline": request.pipeline.name,
+            "amlops.run_type": origin.get("type", "SDK"),
+        }
+        if row["pipeline_version"] is not None:
+            tags["amlops.pipeline_version"] = str(row["pipeline_version"])
+        for key in ("endpoint", "version", "schedule"):
+            if origin.get(key) is not None:
+                tags[f"amlops.{key}"] = str(origin[key])
+        if request.tags.get("git_commit"):
+            tags["mlflow.source.git.commit"] = request.tags["git_commit"]
+        record = MlflowRecord(env, run_dir / "mlflow.txt", self.ws.mlflow_records)
+        experiment = request.experiment or request.pipeline.name
+        record.start(run_id, experiment, values, tags)
+        return record
 
     def _run_steps(
         self,
@@ -365,6 +417,7 @@ class Runner:
                     ),
                 )  # fmt: skip
             self._say(f"{prefix}: reused from {origin}")
+            run.mlflow.step(step.name, COMPLETED, now, now, reused_from=origin)
             summary = json.loads(original["summary"]) if original["summary"] else None
             result = StepResult(
                 step.name, COMPLETED, True, origin, 0, 0.0, summary=summary,
@@ -410,6 +463,7 @@ class Runner:
                 ),
             )  # fmt: skip
         self._say(f"{prefix}: {status} in {end - start:.2f} s")
+        run.mlflow.step(step.name, status, start, end, summary=summary)
         result = StepResult(
             step.name, status, False, None, exit_code, round(end - start, 3),
             str(step_dir / "stderr.txt"), summary, tuple(decision.why),
@@ -430,6 +484,9 @@ class Runner:
         """
         experiment = request.experiment or request.pipeline.name
         env = {
+            # Whoever of this step and the run's MLflow record comes first creates the
+            # pipeline's MLflow run under this lock (runtime.pipeline_mlflow_run).
+            MLFLOW_LOCK_VARIABLE: str(self.ws.mlflow_lock),
             # Run._load_scope: the step's own run id and its experiment.
             "AZUREML_RUN_ID": step_run_id(run_id, step.name),
             "AZUREML_ARM_PROJECT_NAME": experiment,
@@ -495,14 +552,7 @@ class Runner:
         job_env: dict[str, str],
         store: Store,
     ) -> int:
-        # A step must not inherit the identity of a job amlops itself runs in (an AML
-        # compute instance or job): with the outer run's token and endpoint beside this
-        # step's run id, Run.get_context() would go online as a run that does not exist.
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in _OUTER_JOB and not k.startswith("AML_PARAMETER_")
-        }
+        env = _inherited_environment()
         env.update(job_env)
         env["PYTHONUNBUFFERED"] = "1"
         telemetry_off(env)
@@ -657,6 +707,18 @@ class Runner:
 
     def _say(self, line: str) -> None:
         print(line, file=self.progress, flush=True)
+
+
+def _inherited_environment() -> dict[str, str]:
+    """This process's environment less the identity of a job amlops itself runs in (an AML
+    compute instance or job): with the outer run's token and endpoint beside a step's run id,
+    Run.get_context() would go online as a run that does not exist, and MLflow would log
+    into the outer run."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _OUTER_JOB and not k.startswith("AML_PARAMETER_")
+    }
 
 
 def _origin(row) -> str | None:

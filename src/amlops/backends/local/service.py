@@ -19,7 +19,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,8 +87,10 @@ class LocalService:
         version: str | None,
         parameters: Mapping[str, Any],
         origin: dict[str, Any],
-    ) -> tuple[str, str]:
-        """Queue a run of an endpoint's version (default: its default); (run id, version)."""
+        describe: Callable[[Store, str], Any] | None = None,
+    ) -> tuple[str, str, Any]:
+        """Queue a run of an endpoint's version (default: its default); (run id, version, and
+        what ``describe(store, run_id)`` says of the run while it is still queued)."""
         with self.store() as store:
             pipeline, version = endpoints.published(self.ws, store, endpoint, version)
             origin = {**origin, "endpoint": endpoint, "version": version}
@@ -96,9 +98,11 @@ class LocalService:
                 pipeline, dict(parameters), tags=_tags(origin), experiment=origin.get("experiment")
             )
             run_id = Runner(self.ws, store, self.log).submit(request, origin)
+            # Before a worker can take it: the answer shows the run as queued, always.
+            described = describe(store, run_id) if describe else None
         self._queue.put(run_id)
         self.say(f"queued {run_id} ({origin['type']}: {endpoint} v{version})")
-        return run_id, version
+        return run_id, version, described
 
     def _execute(self, run_id: str) -> None:
         with self.store() as store:
@@ -216,7 +220,7 @@ class LocalService:
 
     def _fire(self, row, parameters: dict[str, Any], now: float, **detail: str) -> str:
         origin = {"type": "Schedule", "schedule": row["name"], "schedule_id": row["id"], **detail}
-        run_id, _ = self.submit(row["endpoint"], None, parameters, origin)
+        run_id, _, _ = self.submit(row["endpoint"], None, parameters, origin)
         with self.store() as store, store.transaction() as db:
             db.execute(
                 "UPDATE schedules SET last_fired=?, last_run_id=? WHERE id=?",

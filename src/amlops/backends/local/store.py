@@ -12,7 +12,7 @@ from typing import Any
 
 from amlops.errors import AmlopsError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS pipelines (
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     pipeline TEXT NOT NULL,
-    pipeline_version INTEGER,
+    pipeline_version INTEGER,      -- the built version (pipelines.version) it ran, if built
     status TEXT NOT NULL,
     parameters TEXT NOT NULL,
     error TEXT,
@@ -107,6 +107,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE step_runs ADD COLUMN reuse_key TEXT",
         "ALTER TABLE step_runs ADD COLUMN why TEXT",
     ),
+    # Runs now record the built version they ran when they start; older runs get the one
+    # their endpoint version froze, or (started by deploy.py) the newest build before them.
+    3: (
+        "UPDATE runs SET pipeline_version = (SELECT v.pipeline_version FROM endpoint_versions v"
+        " WHERE v.endpoint = json_extract(runs.origin, '$.endpoint')"
+        " AND v.version = json_extract(runs.origin, '$.version'))"
+        " WHERE pipeline_version IS NULL AND json_extract(origin, '$.endpoint') IS NOT NULL",
+        "UPDATE runs SET pipeline_version = (SELECT MAX(p.version) FROM pipelines p"
+        " WHERE p.name = runs.pipeline AND p.created_at <= runs.created_at)"
+        " WHERE pipeline_version IS NULL AND json_extract(origin, '$.endpoint') IS NULL",
+    ),
 }
 
 
@@ -173,14 +184,15 @@ class Store:
     def _migrate(self) -> None:
         with self.transaction() as db:
             found = self._schema_version()  # again, under the write lock
+            # CREATE ... IF NOT EXISTS: adds the tables that are new, leaves what exists;
+            # first, so that a migration may read a table newer than the workspace.
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
             if 0 < found < SCHEMA_VERSION:
                 for version in range(found, SCHEMA_VERSION):
                     for statement in MIGRATIONS[version]:
                         db.execute(statement)
-            # CREATE ... IF NOT EXISTS: adds what is new, leaves what exists.
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
             db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )

@@ -46,12 +46,14 @@ def _duration(start: float | None, end: float | None) -> float | None:
 def run_row(store: Store, run_id: str):
     row = store.one("SELECT * FROM runs WHERE run_id=?", (run_id,))
     if row is None:
-        raise NotFound(f"run {run_id!r} not found (see: GET {API}/PipelineRuns)")
+        raise NotFound(
+            f"run {run_id!r} not found (see: amlops runs list, or GET {API}/PipelineRuns)"
+        )
     return row
 
 
 def run_document(store: Store, ws: LocalWorkspace, row, base_url: str) -> dict[str, Any]:
-    """A run as POST answers it and GET shows it."""
+    """A run as POST answers it, GET shows it and ``amlops runs show`` prints it."""
     origin = json.loads(row["origin"] or '{"type": "SDK"}')
     steps = store.all("SELECT * FROM step_runs WHERE run_id=? ORDER BY seq", (row["run_id"],))
     tags = {"run_type": origin["type"]}
@@ -71,6 +73,8 @@ def run_document(store: Store, ws: LocalWorkspace, row, base_url: str) -> dict[s
         "PipelineName": row["pipeline"],
         "PipelineEndpointName": origin.get("endpoint"),
         "PipelineVersion": origin.get("version"),
+        # The built version (deploy's build stage) it ran; None for a pipeline never built.
+        "PipelineBuildVersion": row["pipeline_version"],
         "ParameterAssignments": json.loads(row["parameters"]),
         "RunType": origin["type"],
         "ScheduleId": origin.get("schedule_id"),
@@ -94,6 +98,7 @@ def _step_document(ws: LocalWorkspace, s) -> dict[str, Any]:
         "Outputs": {k: str(ws.abs(v)) for k, v in json.loads(s["outputs"]).items()},
         "LogFolder": str(ws.abs(s["folder"])) if s["folder"] else None,
         "Summary": json.loads(s["summary"]) if s["summary"] else None,
+        "Why": json.loads(s["why"]) if s["why"] else [],  # why it ran, or what it reused
     }
 
 
@@ -189,23 +194,13 @@ def _schedule(row, now: float) -> dict[str, Any]:
 
 
 def _definition(store: Store, row) -> dict[str, Any] | None:
-    """The pipeline document a run ran: its endpoint version's, or for a run deploy.py started,
-    the newest build made before the run."""
-    origin = json.loads(row["origin"] or "{}")
-    found = None
-    if origin.get("endpoint"):
-        found = store.one(
-            "SELECT p.definition FROM endpoint_versions v JOIN pipelines p"
-            " ON p.name = v.endpoint AND p.version = v.pipeline_version"
-            " WHERE v.endpoint=? AND v.version=?",
-            (origin["endpoint"], str(origin.get("version"))),
-        )
-    if found is None:
-        found = store.one(
-            "SELECT definition FROM pipelines WHERE name=? AND created_at<=?"
-            " ORDER BY version DESC LIMIT 1",
-            (row["pipeline"], row["created_at"]),
-        )
+    """The pipeline document a run ran: the built version it recorded when it started."""
+    if row["pipeline_version"] is None:
+        return None  # a pipeline run without being built (a test's, a notebook's)
+    found = store.one(
+        "SELECT definition FROM pipelines WHERE name=? AND version=?",
+        (row["pipeline"], row["pipeline_version"]),
+    )
     return json.loads(found["definition"]) if found else None
 
 
@@ -289,7 +284,7 @@ def _step_row(store: Store, run_id: str, step: str):
     return row
 
 
-def _log_folder(store: Store, ws: LocalWorkspace, row) -> tuple[Path | None, str | None]:
+def log_folder(store: Store, ws: LocalWorkspace, row) -> tuple[Path | None, str | None]:
     """Where the step's logs are: its own folder, or the one of the step run it reused."""
     if row["folder"]:
         return ws.abs(row["folder"]), None
@@ -306,7 +301,7 @@ def _log_folder(store: Store, ws: LocalWorkspace, row) -> tuple[Path | None, str
 def step_detail(store: Store, ws: LocalWorkspace, run_id: str, step: str) -> dict[str, Any]:
     """A step run: status, reuse, outputs (with the files in them), its command, log sizes."""
     row = _step_row(store, run_id, step)
-    folder, logs_from = _log_folder(store, ws, row)
+    folder, logs_from = log_folder(store, ws, row)
     command = None
     if folder is not None and (folder / "command.json").is_file():
         argv = json.loads((folder / "command.json").read_text())
@@ -342,6 +337,7 @@ def step_detail(store: Store, ws: LocalWorkspace, run_id: str, step: str) -> dic
         "command": command,
         "outputs": outputs,
         "summary": json.loads(row["summary"]) if row["summary"] else None,
+        "why": json.loads(row["why"]) if row["why"] else [],  # why it ran, or what it reused
     }
 
 
@@ -353,7 +349,7 @@ def log_chunk(
     if stream not in LOG_STREAMS:
         raise NotFound(f"no log {stream!r} (logs: {', '.join(LOG_STREAMS)})")
     row = _step_row(store, run_id, step)
-    folder, _ = _log_folder(store, ws, row)
+    folder, _ = log_folder(store, ws, row)
     finished = row["status"] in FINISHED or row["reused_from"] is not None
     path = folder / f"{stream}.txt" if folder else None
     if path is None or not path.is_file():

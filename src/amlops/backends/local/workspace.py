@@ -43,6 +43,16 @@ class LocalWorkspace:
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
+    def mlflow_lock(self) -> Path:
+        """Held while MLflow's tables or a pipeline's MLflow run are created (runtime.py)."""
+        return self.root / "mlflow.lock"
+
+    @property
+    def mlflow_records(self) -> Path:
+        """Held (shared) by each run's MLflow record while it works (mlflow_record.py)."""
+        return self.root / "mlflow.records"
+
+    @property
     def mlflow_artifacts(self) -> Path:
         return self.root / "mlartifacts"
 

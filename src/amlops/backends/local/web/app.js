@@ -287,6 +287,10 @@ function stepPanel(panel, runId, name, mine) {
       const [run, step] = d.reused_from.split("/");
       rows.push(["Reused", el("span", {}, "outputs and logs of ", runLink(run, step))]);
     }
+    if (d.why.length) {
+      rows.push([d.reused_from ? "Why reused" : "Why it ran",
+        el("ul", { class: "why" }, d.why.map((line) => el("li", { text: line })))]);
+    }
     rows.push(["Command", d.command ? el("code", { text: d.command.line })
       : el("span", { class: "muted", text: "not started" })]);
     for (const [out, o] of Object.entries(d.outputs)) {
