@@ -594,8 +594,8 @@ AUTOML_SOURCE = Path(__file__).parent / "automl"
 @dataclass(frozen=True)
 class AutoMLStep(StepBase):
     """An AutoMLStep with its AutoMLConfig folded in: ``training_data`` is a folder of CSV (on
-    v1 read as a tabular dataset, ``training_file`` within it); ``metrics_output`` and
-    ``model_output`` are v1's ``TrainingOutput(type="Metrics")`` and ``(type="Model")``."""
+    v1 read as a tabular dataset, ``training_file`` within it); ``metrics_output`` (optional)
+    and ``model_output`` are v1's ``TrainingOutput(type="Metrics")`` and ``(type="Model")``."""
 
     # AutoML runs no user code: the folder is the local stand-in's own, so its fingerprint
     # changes when the stand-in does.
@@ -678,9 +678,10 @@ class AutoMLStep(StepBase):
         if not isinstance(self.enable_early_stopping, bool):
             raise SpecError(f"{where}: enable_early_stopping must be true or false")
         _check_int_key(where, "seed", self.seed, 0)
-        for key in ("metrics_output", "model_output"):
-            if not isinstance(getattr(self, key), Output):
-                raise SpecError(f"{where}: {key} must be an Output")
+        if not isinstance(self.model_output, Output):
+            raise SpecError(f"{where}: model_output must be an Output")
+        if self.metrics_output is not None and not isinstance(self.metrics_output, Output):
+            raise SpecError(f"{where}: metrics_output must be an Output (or left out)")
         if self.metrics_output == self.model_output:
             raise SpecError(f"{where}: metrics_output and model_output must differ")
 

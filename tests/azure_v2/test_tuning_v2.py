@@ -73,8 +73,8 @@ def sweep_pipeline(**sweep) -> Pipeline:
     )
 
 
-def automl_pipeline(training_data=None, reader: bool = False, reads_metrics=False) -> Pipeline:
-    metrics, model = Output("automl_metrics"), Output("model")
+def automl_pipeline(training_data=None, reader: bool = False, metrics=False) -> Pipeline:
+    metrics, model = Output("automl_metrics") if metrics else None, Output("model")
     steps = [
         AutoMLStep(
             "automl",
@@ -94,10 +94,6 @@ def automl_pipeline(training_data=None, reader: bool = False, reads_metrics=Fals
     if reader:
         steps.append(
             ScriptStep("evaluate", STEPS / "evaluate", arguments=("--model", model.as_input()))
-        )
-    if reads_metrics:
-        steps.append(
-            ScriptStep("report", STEPS / "evaluate", arguments=("--metrics", metrics.as_input()))
         )
     return Pipeline("automl", steps)
 
@@ -236,9 +232,8 @@ def test_automl_is_an_automl_node_on_an_mltable_input(tmp_path):
             "is AutoML's best_model, an MLflow model",
         ),
         (
-            lambda: automl_pipeline(reads_metrics=True),
-            "step 'report' reads 'automl_metrics', the metrics_output of AutoMLStep 'automl'; a "
-            "v2 automl node has no metrics output",
+            lambda: automl_pipeline(metrics=True),
+            "step 'automl': a v2 automl node has no metrics_output",
         ),
     ],
 )

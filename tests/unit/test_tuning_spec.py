@@ -121,6 +121,7 @@ def automl(**kw) -> AutoMLStep:
         ({"n_cross_validations": 3, "validation_size": 0.2}, "not both"),
         ({"allowed_models": ["LightGBM"]}, "not a regression model"),
         ({"arguments": ["--x"]}, "takes no arguments"),
+        ({"model_output": None}, "model_output must be an Output"),
     ],
 )
 def test_automl_refuses_what_azure_refuses(kw, message):

@@ -233,11 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         "search": "FLAML (local stand-in for Azure ML AutoML)",
     }
     (out / "automl.json").write_text(json.dumps(best, indent=2))
-    metrics_dir = Path(cfg["metrics_output"])
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    # v1's shape; the best iteration is the one whose metrics FLAML kept.
-    document = {f"AutoML_{run_id}_best": {k: [v] for k, v in best_metrics.items()}}
-    (metrics_dir / "metrics.json").write_text(json.dumps(document, indent=1))
+    if cfg.get("metrics_output"):
+        metrics_dir = Path(cfg["metrics_output"])
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        # v1's shape; the best iteration is the one whose metrics FLAML kept.
+        document = {f"AutoML_{run_id}_best": {k: [v] for k, v in best_metrics.items()}}
+        (metrics_dir / "metrics.json").write_text(json.dumps(document, indent=1))
     summary = {**best, "duration_s": round(time.time() - start, 3), "estimators": estimators}
     Path(cfg["summary"]).write_text(json.dumps(summary, indent=2))
     print(

@@ -353,18 +353,12 @@ def _bindable(ctx: _Step, value: Any) -> Any:
 
 
 def _refuse_tuning_outputs(pipeline: Pipeline, step: Step) -> None:
-    """A step reading what v2's AutoML node does not write, by the same name and form. (A
-    sweep with a metrics_output is refused itself, before any step reading it compiles.)"""
+    """A step reading what v2's AutoML node does not write in the same form. (A sweep's or
+    AutoML's metrics_output is refused itself, before any step reading it compiles.)"""
     for item in step.all_inputs():
         if not isinstance(item, InputRef):
             continue
         producer = pipeline.producer_of(item.output)
-        if isinstance(producer, AutoMLStep) and item.output == producer.metrics_output:
-            raise ConfigError(
-                f"pipeline {pipeline.name!r}: step {step.name!r} reads {item.output.name!r}, the "
-                f"metrics_output of AutoMLStep {producer.name!r}; a v2 automl node has no "
-                "metrics output (its trials' metrics are in the workspace's MLflow)"
-            )
         if isinstance(producer, AutoMLStep) and item.output == producer.model_output:
             raise ConfigError(
                 f"pipeline {pipeline.name!r}: step {step.name!r} reads {item.output.name!r}, the "
@@ -476,6 +470,11 @@ def _automl_step(ctx: _Step) -> tuple[dict[str, Any], dict[str, Any]]:
     step = ctx.step
     assert isinstance(step, AutoMLStep)
     where = f"pipeline {ctx.pipeline.name!r}: step {step.name!r}"
+    if step.metrics_output is not None:
+        raise ConfigError(
+            f"{where}: a v2 automl node has no metrics_output (its trials' metrics stay in the "
+            "workspace's MLflow); drop it"
+        )
     data = step.training_data
     if isinstance(data, InputRef):
         raise ConfigError(

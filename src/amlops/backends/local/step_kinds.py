@@ -136,10 +136,10 @@ def _sweep_key(step: SweepStep, token: Token) -> dict[str, Any]:
 
 def _automl_command(step: AutoMLStep, bound: Bound) -> list[str]:
     """``python -m amlops.automl``: the local stand-in for Azure's AutoML (FLAML)."""
-    assert step.training_data is not None and step.metrics_output and step.model_output
+    assert step.training_data is not None and step.model_output
     config = {
         "training_data": str(bound.inputs[step.training_data].path),
-        "metrics_output": bound(step.metrics_output),
+        "metrics_output": bound(step.metrics_output) if step.metrics_output else None,
         "model_output": bound(step.model_output),
         "allowed_models": list(step.allowed_models),
         "blocked_models": list(step.blocked_models),
