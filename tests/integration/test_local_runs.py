@@ -286,9 +286,13 @@ def test_after_a_failure_running_steps_finish_and_nothing_new_starts(toy):
     }  # fmt: skip
 
 
+# Ctrl-C as a terminal delivers it: a test run started in the background of a shell inherits
+# SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
 CTRL_C_SCRIPT = """\
+import signal
 import sys
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from amlops.backends.local.backend import LocalBackend
 from amlops.spec import DatasetInput, Output, ParallelStep, Pipeline, ScriptStep
 
