@@ -6,6 +6,7 @@ as they are."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from amlops.errors import ConfigError
+
+log = logging.getLogger("amlops.azure_auth")
 
 SP_SECRET_VARS = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET")
 SP_CERT_VARS = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_CERTIFICATE_PATH")
@@ -96,6 +99,22 @@ def credential(choice: AuthChoice, *, managed_identity_client_id: str | None = N
     if os.environ.get("AZURE_FEDERATED_TOKEN_FILE") and not os.environ.get("AZURE_CLIENT_SECRET"):
         return identity.WorkloadIdentityCredential()
     return identity.EnvironmentCredential()
+
+
+def deploy_credential(mode: str, coords: Any) -> Any:
+    """The credential ``workspace.auth`` chooses for a deploy to ``coords``' workspace, one
+    token per scope until near expiry, shared by every client of the deploy."""
+    choice = choose(mode)
+    log.info(
+        "workspace %s (resource group %s) with %s auth (%s)",
+        coords.workspace_name,
+        coords.resource_group,
+        choice.mode,
+        choice.why,
+    )
+    return CachingCredential(
+        credential(choice, managed_identity_client_id=coords.managed_identity_client_id)
+    )
 
 
 def github_oidc_assertion(

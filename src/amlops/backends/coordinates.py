@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from amlops.backends.terraform_outputs import TerraformNotFound, TerraformSource, read_outputs
 from amlops.config import Config
 from amlops.errors import ConfigError
+
+log = logging.getLogger("amlops.coordinates")
 
 # Environment variables win over everything: CI points one checkout at another workspace.
 ENV_OVERRIDES = {
@@ -88,3 +92,23 @@ def resolve(
         managed_identity_client_id=outputs.get("managed_identity_client_id") or None,
         sources=sources,
     )
+
+
+def terraform_option(options: Mapping[str, Any] | None) -> TerraformSource | None:
+    """The Terraform that --tf-dir / --tf-state name, or None when neither was given."""
+    opts = options or {}
+    if opts.get("tf_dir") or opts.get("tf_state"):
+        return TerraformSource(dir=opts.get("tf_dir"), state=opts.get("tf_state"))
+    return None
+
+
+def terraform_outputs(config: Config, explicit: TerraformSource | None) -> Mapping[str, Any]:
+    """Terraform's outputs: those of ``explicit`` (--tf-dir/--tf-state), which must be
+    readable, else of config's ``terraform_dir`` when Terraform is there, else none."""
+    try:
+        return read_outputs(explicit or TerraformSource(dir=config.workspace.terraform_dir))
+    except TerraformNotFound as exc:
+        if explicit is not None:
+            raise
+        log.info("%s; coordinates from config and environment", exc)
+        return {}

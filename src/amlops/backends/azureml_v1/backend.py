@@ -6,6 +6,7 @@ import logging
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from amlops.backends.azure_auth import deploy_credential
 from amlops.backends.azureml_v1 import auth, preflight
 from amlops.backends.azureml_v1.compile import V1_STEP_KINDS, compile_pipeline
 from amlops.backends.azureml_v1.publish import find_endpoint, fingerprint, publish_pipeline
@@ -23,14 +24,12 @@ from amlops.backends.base import (
     Change,
     NoRunStage,
 )
-from amlops.backends.coordinates import Coordinates, resolve
+from amlops.backends.coordinates import Coordinates, resolve, terraform_option, terraform_outputs
 from amlops.backends.dataset_blobs import upload_source
 from amlops.backends.runtime_wheel import steps_needing_runtime
 from amlops.backends.sdk_errors import first_line
 from amlops.backends.terraform_outputs import (
-    TerraformNotFound,
     TerraformSource,
-    read_outputs,
 )
 from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
 from amlops.errors import AmlopsError, ConfigError
@@ -92,30 +91,8 @@ class AzureMLv1Backend(NoRunStage):
         """
         from azureml.core import Workspace
 
-        source = terraform or TerraformSource(dir=config.workspace.terraform_dir)
-        try:
-            outputs = read_outputs(source)
-        except TerraformNotFound as exc:
-            if terraform is not None:
-                raise  # --tf-dir/--tf-state asked for Terraform explicitly
-            log.info("azureml_v1: %s; coordinates from config and environment", exc)
-            outputs = {}
-        coords = resolve(config, outputs)
-        cred = credential
-        if cred is None:
-            choice = auth.choose(config.workspace.auth)
-            mi_client_id = coords.managed_identity_client_id
-            # One token per scope until near expiry, shared by every client of this deploy.
-            cred = auth.CachingCredential(
-                auth.credential(choice, managed_identity_client_id=mi_client_id)
-            )
-            log.info(
-                "azureml_v1: workspace %s (resource group %s) with %s auth (%s)",
-                coords.workspace_name,
-                coords.resource_group,
-                choice.mode,
-                choice.why,
-            )
+        coords = resolve(config, terraform_outputs(config, terraform))
+        cred = credential or deploy_credential(config.workspace.auth, coords)
         client = preflight.mgmt_client(cred, coords.subscription_id, **(mgmt_options or {}))
         facts = preflight.preflight(client, coords, needs(config, pipelines))
         try:
@@ -150,10 +127,7 @@ class AzureMLv1Backend(NoRunStage):
         options: Mapping[str, Any] | None = None,
     ) -> AzureMLv1Backend:
         """``options``: ``tf_dir`` / ``tf_state`` (--tf-dir, --tf-state) name Terraform."""
-        opts = options or {}
-        terraform = None
-        if opts.get("tf_dir") or opts.get("tf_state"):
-            terraform = TerraformSource(dir=opts.get("tf_dir"), state=opts.get("tf_state"))
+        terraform = terraform_option(options)
         return cls.connect(config, plan=plan, terraform=terraform, pipelines=pipelines)
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from amlops.backends import azure_auth
+from amlops.backends.azure_auth import deploy_credential
 from amlops.backends.azureml_v2.compile import (
     V2_STEP_KINDS,
     Compiled,
@@ -42,7 +42,7 @@ from amlops.backends.base import (
     Change,
     NoRunStage,
 )
-from amlops.backends.coordinates import Coordinates, resolve
+from amlops.backends.coordinates import Coordinates, resolve, terraform_option, terraform_outputs
 from amlops.backends.dataset_blobs import (
     BlobLocation,
     dataset_version,
@@ -52,9 +52,7 @@ from amlops.backends.dataset_blobs import (
 from amlops.backends.runtime_wheel import steps_needing_runtime
 from amlops.backends.sdk_errors import first_line
 from amlops.backends.terraform_outputs import (
-    TerraformNotFound,
     TerraformSource,
-    read_outputs,
 )
 from amlops.config import Config, DatasetConfig, EnvironmentConfig, ScheduleConfig
 from amlops.content import hash_text, walk_files
@@ -108,10 +106,7 @@ class AzureMLv2Backend(NoRunStage):
         options: Mapping[str, Any] | None = None,
     ) -> AzureMLv2Backend:
         """``options``: ``tf_dir`` / ``tf_state`` (--tf-dir, --tf-state) name Terraform."""
-        opts = options or {}
-        terraform = None
-        if opts.get("tf_dir") or opts.get("tf_state"):
-            terraform = TerraformSource(dir=opts.get("tf_dir"), state=opts.get("tf_state"))
+        terraform = terraform_option(options)
         return cls.connect(config, plan=plan, pipelines=pipelines, terraform=terraform)
 
     @classmethod
@@ -134,24 +129,9 @@ class AzureMLv2Backend(NoRunStage):
 
         check_schedules(config.schedules, str(config.file))  # before anything is read
         if outputs is None:
-            try:
-                outputs = read_outputs(
-                    terraform or TerraformSource(dir=config.workspace.terraform_dir)
-                )
-            except TerraformNotFound as exc:
-                if terraform is not None:
-                    raise  # --tf-dir/--tf-state asked for Terraform explicitly
-                log.info("azureml_v2: %s; coordinates from config and environment", exc)
-                outputs = {}
+            outputs = terraform_outputs(config, terraform)
         coords = resolve(config, outputs)
-        if credential is None:
-            choice = azure_auth.choose(config.workspace.auth)
-            credential = azure_auth.CachingCredential(
-                azure_auth.credential(
-                    choice, managed_identity_client_id=coords.managed_identity_client_id
-                )
-            )
-            log.info("azureml_v2: %s auth (%s)", choice.mode, choice.why)
+        credential = credential or deploy_credential(config.workspace.auth, coords)
         options = dict(client_options or {})
         client = MLClient(
             credential,
