@@ -21,9 +21,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +191,29 @@ class Azurite:
 
     def _tail(self) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+
+
+@contextmanager
+def running(folder: Path) -> Iterator[Azurite]:
+    """An Azurite serving from ``folder`` for the duration of the block."""
+    server = Azurite(folder).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def fail_after(seconds: int, waiting_on: str) -> Iterator[None]:
+    """Fail, rather than hang, when something waits on a service that never answers."""
+
+    def expired(signum, frame):  # noqa: ANN001
+        raise TimeoutError(f"over {seconds} s: something is waiting ({waiting_on}?)")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -9,13 +9,12 @@ fails the test instead of hanging it.
 
 from __future__ import annotations
 
-import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azurite import STORAGE_SCOPE, Azurite, EntraTokenFake
+from azurite import STORAGE_SCOPE, Azurite, EntraTokenFake, fail_after, running
 
 from amlops.backends.azureml_v1.auth import CachingCredential
 from amlops.backends.dataset_blobs import (
@@ -33,27 +32,14 @@ V1 = {"diabetes.csv": b"age,bmi,target\n59,32.1,151\n", "parts/extra.csv": b"age
 
 @pytest.fixture(scope="module")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    server = Azurite(tmp_path_factory.mktemp("azurite")).start()
-    try:
+    with running(tmp_path_factory.mktemp("azurite")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)
 def deadline() -> Iterator[None]:
-    """Fail, rather than hang, when something waits (a device-code login polls for 120 s)."""
-
-    def expired(signum, frame):  # noqa: ANN001
-        raise TimeoutError(f"over {TEST_TIMEOUT_S} s: something is waiting (a login prompt?)")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_TIMEOUT_S)
-    try:
+    with fail_after(TEST_TIMEOUT_S, "a device-code login polls for 120 s"):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 class Requests:

@@ -10,7 +10,6 @@ checks every bearer token.
 from __future__ import annotations
 
 import json
-import signal
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azurite import ACCOUNT, Azurite, EntraTokenFake
+from azurite import ACCOUNT, Azurite, EntraTokenFake, fail_after, running
 from fake_azureml import AzuriteByName, FakeAzureML
 from helpers import copy_repo
 
@@ -45,27 +44,14 @@ OUTPUTS = {
 
 @pytest.fixture(scope="module")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    server = Azurite(tmp_path_factory.mktemp("azurite")).start()
-    try:
+    with running(tmp_path_factory.mktemp("azurite")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)
 def deadline() -> Iterator[None]:
-    """Fail, rather than hang, when something waits (a poller, a login prompt)."""
-
-    def expired(signum, frame):  # noqa: ANN001
-        raise TimeoutError(f"over {TEST_TIMEOUT_S} s: something is waiting")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_TIMEOUT_S)
-    try:
+    with fail_after(TEST_TIMEOUT_S, "a poller, a login prompt"):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass
