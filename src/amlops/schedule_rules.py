@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from amlops.backends.base import DISABLED, UNCHANGED, Change
 from amlops.config import ScheduleConfig
-from amlops.errors import ConfigError
+from amlops.errors import AmlopsError, ConfigError
 from amlops.policy import ScheduleAction
 from amlops.recurrence import describe
 from amlops.spec import Param, Pipeline
+
+T = TypeVar("T")
 
 
 def parameter_kinds(pipeline: Pipeline) -> dict[str, str]:
@@ -23,6 +25,17 @@ def parameter_kinds(pipeline: Pipeline) -> dict[str, str]:
             elif kinds.get(p.name) != "dataset":  # read as a dataset anywhere: a dataset
                 kinds[p.name] = step.datapath_binding
     return kinds
+
+
+def target_of(sc: ScheduleConfig, targets: Mapping[str, T]) -> T:
+    """What ``sc`` will run: its pipeline's published endpoint, which must exist by now."""
+    target = targets.get(sc.pipeline)
+    if target is None:
+        raise AmlopsError(
+            f"schedule {sc.name!r}: pipeline {sc.pipeline!r} has no endpoint yet; "
+            "run the publish stage first"
+        )
+    return target
 
 
 def check_parameters(sc: ScheduleConfig, kinds: Mapping[str, str], where: str) -> None:

@@ -18,10 +18,10 @@ from amlops.backends.azureml_v1.preflight import WorkspaceFacts
 from amlops.backends.base import CREATED, DISABLED, UPDATED, Change
 from amlops.config import ScheduleConfig
 from amlops.content import hash_text
-from amlops.errors import AmlopsError, ConfigError
+from amlops.errors import ConfigError
 from amlops.policy import ACTIVE, DATASTORE, RECURRENCE, ExistingSchedule, plan_schedules
 from amlops.recurrence import default_start_time
-from amlops.schedule_rules import action_change, check_parameters
+from amlops.schedule_rules import action_change, check_parameters, target_of
 
 MARKER_RE = re.compile(r"\s*\[amlops:([0-9a-f]{12})\]\s*$")
 
@@ -135,12 +135,7 @@ def reconcile(
         _service_endpoint=service_endpoint,
     )
     for sc in schedules:
-        target = targets.get(sc.pipeline)
-        if target is None:
-            raise AmlopsError(
-                f"schedule {sc.name!r}: pipeline {sc.pipeline!r} has no endpoint yet; "
-                "run the publish stage first"
-            )
+        target = target_of(sc, targets)
         validate(sc, target, facts, where, _actual(sc, actual_datastore))
     existing = [
         ExistingSchedule(

@@ -23,10 +23,10 @@ from amlops.backends.azureml_v2.compile import SCHEMA, expr
 from amlops.backends.base import CREATED, DISABLED, UPDATED, Change
 from amlops.config import ScheduleConfig
 from amlops.content import hash_text
-from amlops.errors import AmlopsError, ConfigError
+from amlops.errors import ConfigError
 from amlops.policy import RECURRENCE, ExistingSchedule, plan_schedules
 from amlops.recurrence import default_start_time
-from amlops.schedule_rules import action_change, check_parameters
+from amlops.schedule_rules import action_change, check_parameters, target_of
 
 FINGERPRINT_TAG = "amlops_fingerprint"
 TARGET_TAG = "amlops_target"
@@ -177,12 +177,7 @@ def reconcile(
 
     check_schedules(schedules, where)
     for sc in schedules:
-        target = targets.get(sc.pipeline)
-        if target is None:
-            raise AmlopsError(
-                f"schedule {sc.name!r}: pipeline {sc.pipeline!r} has no endpoint yet; "
-                "run the publish stage first"
-            )
+        target = target_of(sc, targets)
         check_parameters(sc, target.parameter_kinds, where)
     existing = [
         ExistingSchedule(
