@@ -250,15 +250,7 @@ def _script_step(ctx: _Step) -> tuple[dict[str, Any], dict[str, Any]]:
     tokens = [ctx.bind(a) for a in step.arguments]
     for item in (*step.all_inputs(), *step.all_outputs()):
         ctx.bind(item)  # inputs/outputs not named in arguments still reach the step
-    command = " ".join(["python", shlex.quote(step.script), *tokens])
-    component = {
-        **ctx.header("command"),
-        "code": ctx.refs.code(step),
-        "environment": ctx.environment,
-        "inputs": ctx.inputs,
-        "outputs": ctx.outputs,
-        "command": command,
-    }
+    component = _command_component(ctx, step, tokens)
     node = {"type": "command", "inputs": dict(ctx.bound)}
     return component, node
 
@@ -402,6 +394,18 @@ def _search_space(p: SearchParam) -> dict[str, Any]:
     return {"type": p.expression, **dict(zip(SEARCH_FIELDS[p.expression], p.values, strict=True))}
 
 
+def _command_component(ctx: _Step, step: ScriptStep | SweepStep, tokens: list[str]) -> dict:
+    """A command component running the step's script with ``tokens`` as its arguments."""
+    return {
+        **ctx.header("command"),
+        "code": ctx.refs.code(step),
+        "environment": ctx.environment,
+        "inputs": ctx.inputs,
+        "outputs": ctx.outputs,
+        "command": " ".join(["python", shlex.quote(step.script), *tokens]),
+    }
+
+
 def _sweep_step(ctx: _Step) -> tuple[dict[str, Any], dict[str, Any]]:
     step = ctx.step
     assert isinstance(step, SweepStep)
@@ -417,15 +421,7 @@ def _sweep_step(ctx: _Step) -> tuple[dict[str, Any], dict[str, Any]]:
     for p in step.search_space:
         ctx.inputs[p.name] = {"type": _search_input_type(p)}
         tokens += [f"--{p.name}", expr(f"inputs.{p.name}")]
-    command = " ".join(["python", shlex.quote(step.script), *tokens])
-    component = {
-        **ctx.header("command"),
-        "code": ctx.refs.code(step),
-        "environment": ctx.environment,
-        "inputs": ctx.inputs,
-        "outputs": ctx.outputs,
-        "command": command,
-    }
+    component = _command_component(ctx, step, tokens)
     node: dict[str, Any] = {
         "type": "sweep",
         "inputs": dict(ctx.bound),
